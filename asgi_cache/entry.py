@@ -1,0 +1,92 @@
+"""The stored response and its compact binary form.
+
+An entry is the final HTTP response exactly as the application sent it: status,
+raw header list (order and repeats kept) and body bytes, plus when it was stored
+and for how long it is fresh.  The binary form is a fixed ``struct`` header
+followed by length-prefixed fields, so decoding can never run code (unlike
+pickle) and a truncated, foreign or corrupt value raises :class:`CorruptEntry`,
+which callers treat as a miss.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+__all__ = ["CorruptEntry", "Entry", "decode", "encode"]
+
+_MAGIC = b"AC\x01"
+# magic, status, stored_at (unix seconds), fresh_for (seconds), header count
+_HEAD = struct.Struct("!3sHddH")
+_FIELD = struct.Struct("!HI")  # one header: name length, value length
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class CorruptEntry(ValueError):
+    """The bytes are not an entry written by this version of the package."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A complete stored response.
+
+    ``stored_at`` is wall-clock time (``time.time()``) so that any process, on
+    any machine sharing the store, can compute the ``Age`` of an entry another
+    one stored.
+    """
+
+    status: int
+    headers: Headers
+    body: bytes
+    stored_at: float
+    fresh_for: float
+
+    def age(self, now: float) -> float:
+        """Seconds since the entry was stored (never negative, despite clock skew)."""
+        return max(0.0, now - self.stored_at)
+
+    def is_fresh(self, now: float) -> bool:
+        return now - self.stored_at < self.fresh_for
+
+
+def encode(entry: Entry) -> bytes:
+    parts = [
+        _HEAD.pack(_MAGIC, entry.status, entry.stored_at, entry.fresh_for, len(entry.headers))
+    ]
+    for name, value in entry.headers:
+        parts.append(_FIELD.pack(len(name), len(value)))
+        parts.append(name)
+        parts.append(value)
+    parts.append(entry.body)
+    return b"".join(parts)
+
+
+def decode(data: bytes) -> Entry:
+    """Parse :func:`encode`'s output; raise :class:`CorruptEntry` on anything else."""
+    try:
+        magic, status, stored_at, fresh_for, count = _HEAD.unpack_from(data)
+    except (struct.error, TypeError) as exc:
+        raise CorruptEntry("entry header is truncated or not bytes") from exc
+    if magic != _MAGIC:
+        raise CorruptEntry("not an asgi-cache entry")
+    offset = _HEAD.size
+    headers: Headers = []
+    unpack_field = _FIELD.unpack_from
+    field_size = _FIELD.size
+    size = len(data)
+    try:
+        for _ in range(count):
+            name_len, value_len = unpack_field(data, offset)
+            offset += field_size
+            end = offset + name_len
+            value_end = end + value_len
+            if value_end > size:
+                raise CorruptEntry("header runs past the end of the entry")
+            headers.append((data[offset:end], data[end:value_end]))
+            offset = value_end
+    except struct.error as exc:
+        raise CorruptEntry("header table is truncated") from exc
+    if not 100 <= status <= 599 or not fresh_for >= 0.0 or stored_at != stored_at:
+        raise CorruptEntry("entry fields are out of range")
+    return Entry(status, headers, data[offset:], stored_at, fresh_for)

@@ -1,0 +1,76 @@
+"""The small async interface every store implements.
+
+The middleware and :class:`~asgi_cache.Cache` talk only to this interface, so a
+store never knows about HTTP and the middleware never knows which store it uses.
+Keys, tags and values are opaque to a store: keys and tags are strings already
+namespaced by the cache's prefix, values are bytes (an encoded entry).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+__all__ = ["Fence", "Store", "StoreError"]
+
+#: An opaque snapshot of tag generations, taken by :meth:`Store.fence` before a
+#: response is generated and handed back to :meth:`Store.set`.  A store refuses
+#: a ``set`` whose fence is older than an invalidation of one of its tags, so a
+#: response computed from data that a concurrent write has since changed can
+#: never survive that write's invalidation.
+Fence = tuple[object, ...]
+
+
+class StoreError(Exception):
+    """A store could not answer (unreachable, too slow, or an unexpected reply).
+
+    The middleware treats every store failure as a cache bypass: the request is
+    answered by the application as if it were not cached.
+    """
+
+
+class Store(abc.ABC):
+    """A key/value store with per-entry TTLs and tag invalidation."""
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> bytes | None:
+        """Return the value stored under ``key``, or ``None`` if absent or expired."""
+
+    @abc.abstractmethod
+    async def fence(self, tags: Sequence[str]) -> Fence:
+        """Snapshot the generations of ``tags``; pass the result to :meth:`set`."""
+
+    @abc.abstractmethod
+    async def set(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float,
+        tags: Sequence[str] = (),
+        fence: Fence | None = None,
+    ) -> bool:
+        """Store ``value`` for ``ttl`` seconds under ``key``, indexed by ``tags``.
+
+        Returns ``False`` without storing when ``fence`` (taken for the same
+        ``tags``) shows that one of the tags was invalidated since, or when
+        ``ttl`` is not positive.
+        """
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> bool:
+        """Remove ``key``; return whether it was present."""
+
+    @abc.abstractmethod
+    async def invalidate(self, tags: Sequence[str]) -> int:
+        """Remove every entry stored under any of ``tags``; return how many.
+
+        Also advances the tags' generations, so that a ``set`` fenced before
+        this call is refused.
+        """
+
+    @abc.abstractmethod
+    async def clear(self, prefix: str) -> int:
+        """Remove every key that starts with ``prefix``; return how many."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release connections or other resources; the store is unusable afterwards."""
