@@ -51,9 +51,7 @@ class Entry:
 
 
 def encode(entry: Entry) -> bytes:
-    parts = [
-        _HEAD.pack(_MAGIC, entry.status, entry.stored_at, entry.fresh_for, len(entry.headers))
-    ]
+    parts = [_HEAD.pack(_MAGIC, entry.status, entry.stored_at, entry.fresh_for, len(entry.headers))]
     for name, value in entry.headers:
         parts.append(_FIELD.pack(len(name), len(value)))
         parts.append(name)

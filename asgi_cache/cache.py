@@ -1,0 +1,145 @@
+"""``Cache``: one store, one key prefix, and the defaults every route shares.
+
+It is also the handle for invalidation from outside a request (a job, an admin
+route) and, through :func:`get_cache`, from inside any route.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from starlette.requests import HTTPConnection
+
+from asgi_cache.headers import is_token
+from asgi_cache.keys import path_tag, tag_key
+from asgi_cache.policy import DEFAULT_STATUSES
+from asgi_cache.stores.base import Store
+from asgi_cache.stores.memory import MemoryStore
+
+__all__ = ["Cache", "get_cache"]
+
+logger = logging.getLogger("asgi_cache")
+
+#: The ASGI scope key under which the middleware exposes its :class:`Cache`.
+SCOPE_KEY = "asgi_cache"
+
+
+class Cache:
+    """A response cache: where entries live and how requests are keyed.
+
+    :param store: where entries live; a per-process :class:`MemoryStore` when
+        omitted.  Share one store (Redis) between workers to share the cache.
+    :param prefix: namespaces every key, so several apps or versions can share
+        one store (``"shop:v1"``); :meth:`clear` removes only this prefix.
+    :param default_ttl: seconds a response stays fresh when its route gives no
+        ``ttl`` and the response no ``max-age``.
+    :param vary: request header names that are part of every route's key
+        (``("accept-language",)``).
+    :param credential_headers: request headers that identify a user.  A request
+        carrying one is neither served from nor stored into the cache unless the
+        route keys on it (``vary=`` or ``key=``), so one user's page is never
+        served to another.  Narrow it for apps whose cookies are not credentials.
+    :param statuses: response statuses stored by default (never 5xx).
+    :param max_body_size: largest body stored, in bytes; larger responses are
+        passed through untouched.
+    :param honor_request_cache_control: obey a client's ``Cache-Control:
+        no-cache`` (fetch anew and store) and ``no-store`` (bypass), as RFC 9111
+        §5.2.1 describes.  Off by default, like Varnish: a browser reload must
+        not be able to push load through to the database.
+    :param clock: wall-clock time in seconds; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        prefix: str = "asgi-cache",
+        default_ttl: float = 60.0,
+        vary: Iterable[str] = (),
+        credential_headers: Iterable[str] = ("authorization", "cookie"),
+        statuses: Iterable[int] = DEFAULT_STATUSES,
+        max_body_size: int = 1024 * 1024,
+        honor_request_cache_control: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError("Cache: prefix must be a non-empty string")
+        if isinstance(default_ttl, bool) or not (
+            isinstance(default_ttl, (int, float)) and default_ttl > 0
+        ):
+            raise ValueError(f"Cache: default_ttl must be positive seconds, got {default_ttl!r}")
+        self.vary = _header_names("vary", vary)
+        self.credential_headers = _header_names("credential_headers", credential_headers)
+        self.statuses = frozenset(statuses)
+        if any(not isinstance(s, int) or not 100 <= s < 500 for s in self.statuses):
+            raise ValueError("Cache: statuses must be 1xx-4xx codes (5xx is never cached)")
+        if not (isinstance(max_body_size, int) and max_body_size > 0):
+            raise ValueError("Cache: max_body_size must be a positive number of bytes")
+        self.store: Store = store if store is not None else MemoryStore()
+        self.prefix = prefix
+        self.default_ttl = float(default_ttl)
+        self.max_body_size = max_body_size
+        self.honor_request_cache_control = honor_request_cache_control
+        self.clock = clock
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Cache:
+        """A cache on the store a URL names: ``memory://`` or ``redis://...``.
+
+        ``rediss://``, ``unix://`` and ``redis+cluster://`` work too; keyword
+        arguments go to :class:`Cache`.
+        """
+        scheme = url.partition("://")[0].lower()
+        if scheme == "memory":
+            return cls(MemoryStore(), **kwargs)
+        if scheme in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
+            from asgi_cache.stores.redis import RedisStore
+
+            return cls(RedisStore.from_url(url), **kwargs)
+        raise ValueError(f"Cache.from_url: unsupported URL scheme {scheme!r} in {url!r}")
+
+    async def invalidate(self, *tags: str) -> int:
+        """Remove every entry stored under any of ``tags``; return how many."""
+        if not tags:
+            return 0
+        removed = await self.store.invalidate([tag_key(self.prefix, tag) for tag in tags])
+        logger.debug("asgi-cache: invalidated tags %s (%d entries)", tags, removed)
+        return removed
+
+    async def invalidate_path(self, path: str) -> int:
+        """Remove every stored variant (query strings, headers) of ``path``.
+
+        ``path`` is the path the routes see (without the ``root_path``).
+        """
+        removed = await self.store.invalidate([path_tag(self.prefix, path)])
+        logger.debug("asgi-cache: invalidated path %s (%d entries)", path, removed)
+        return removed
+
+    async def clear(self) -> int:
+        """Remove everything under this cache's prefix, and nothing else."""
+        return await self.store.clear(self.prefix + ":")
+
+    async def aclose(self) -> None:
+        """Release the store's connections (the middleware does it at shutdown)."""
+        await self.store.aclose()
+
+
+def _header_names(what: str, names: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(names, str):
+        raise TypeError(f"Cache: {what} must be a tuple of header names, not one string")
+    checked = tuple(dict.fromkeys(name.lower() for name in names))
+    for name in checked:
+        if not is_token(name):
+            raise ValueError(f"Cache: {what} entry {name!r} is not an HTTP header name")
+    return checked
+
+
+def get_cache(request: HTTPConnection) -> Cache:
+    """The :class:`Cache` serving this request, to invalidate from inside a route."""
+    cache = request.scope.get(SCOPE_KEY)
+    if not isinstance(cache, Cache):
+        raise LookupError("get_cache: this request did not pass through CacheMiddleware")
+    return cache

@@ -1,0 +1,105 @@
+"""Parsing of the few HTTP header fields the cache reads, on raw ``bytes``.
+
+Headers stay a raw ``list[tuple[bytes, bytes]]`` everywhere (repeated fields such
+as ``Set-Cookie`` or ``Link`` must survive), so these helpers take the values of
+one field name and never build a dict of the whole header list.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = [
+    "accepted_codings",
+    "etag_matches",
+    "header_values",
+    "is_token",
+    "parse_cache_control",
+    "parse_vary",
+]
+
+Headers = list[tuple[bytes, bytes]]
+
+# RFC 9110 §5.6.2: token = 1*tchar
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# One Cache-Control directive: name, then an optional token or quoted-string value.
+_DIRECTIVE = re.compile(rb'\s*([^\s=,]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^\s,]*))?\s*(?:,|$)')
+# Content codings a cached variant is split on (see :func:`accepted_codings`).
+_CODINGS = (b"br", b"deflate", b"gzip", b"zstd")
+
+
+def is_token(name: str) -> bool:
+    """Whether ``name`` is a valid HTTP field name / token (RFC 9110 §5.1, §5.6.2)."""
+    return bool(_TOKEN.match(name))
+
+
+def header_values(headers: Headers, name: bytes) -> list[bytes]:
+    """Every value of field ``name`` (lower-case), in order."""
+    return [value for key, value in headers if key.lower() == name]
+
+
+def parse_cache_control(values: Iterable[bytes]) -> dict[str, str]:
+    """Directives of the ``Cache-Control`` field values (RFC 9111 §5.2).
+
+    Names are lower-cased; a directive without argument maps to ``""``; quotes
+    around a quoted-string argument are removed.  Unparseable junk is skipped
+    rather than raised on: a malformed header must never break a response.
+    """
+    directives: dict[str, str] = {}
+    for value in values:
+        for match in _DIRECTIVE.finditer(value):
+            name = match.group(1).decode("latin-1").lower()
+            if not name:
+                continue
+            arg = match.group(2) or b""
+            if arg[:1] == b'"':
+                arg = arg[1:-1].replace(b"\\", b"")
+            directives.setdefault(name, arg.decode("latin-1"))
+    return directives
+
+
+def parse_vary(values: Iterable[bytes]) -> frozenset[str]:
+    """Lower-cased field names listed by ``Vary`` values (``*`` kept as is)."""
+    names: set[str] = set()
+    for value in values:
+        for part in value.split(b","):
+            name = part.strip().decode("latin-1").lower()
+            if name:
+                names.add(name)
+    return frozenset(names)
+
+
+def _opaque(tag: bytes) -> bytes:
+    tag = tag.strip()
+    return tag[2:] if tag[:2] == b"W/" else tag
+
+
+def etag_matches(if_none_match: bytes, etag: bytes) -> bool:
+    """``If-None-Match`` evaluation with weak comparison (RFC 9110 §13.1.2)."""
+    if if_none_match.strip() == b"*":
+        return True
+    wanted = _opaque(etag)
+    return any(_opaque(candidate) == wanted for candidate in if_none_match.split(b","))
+
+
+def accepted_codings(value: bytes | None) -> bytes:
+    """The known content codings a client accepts, as a short canonical string.
+
+    A compressing middleware below the cache (Starlette's ``GZipMiddleware``)
+    makes the body depend on ``Accept-Encoding``; keying on the raw field would
+    split the cache per browser version, so the key uses only which known
+    codings are acceptable (``q=0`` refuses one).
+    """
+    if not value:
+        return b""
+    value = value.lower()
+    if b";" not in value:
+        return b",".join(coding for coding in _CODINGS if coding in value)
+    accepted = []
+    for part in value.split(b","):
+        coding, _, params = part.partition(b";")
+        coding = coding.strip()
+        if coding in _CODINGS and not re.match(rb"\s*q\s*=\s*0(\.0*)?\s*$", params):
+            accepted.append(coding)
+    return b",".join(sorted(set(accepted)))

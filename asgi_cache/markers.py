@@ -1,0 +1,190 @@
+"""``@cached`` and ``@invalidates``: route markers.
+
+A marker only sets an attribute on the endpoint and returns the very same
+function, so it works above or below ``@app.get``, on ``def`` and ``async def``
+endpoints and on ``HTTPEndpoint`` methods, and costs nothing when the route
+runs: the middleware reads the attribute once, when it compiles the routing
+table.  Arguments are checked here, at import time, with errors that name the
+endpoint.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+
+from asgi_cache.headers import is_token
+
+__all__ = ["CacheRule", "InvalidationRule", "cached", "invalidates"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Returns the part of the key the route computes itself (a user id, a tenant).
+KeyFunction = Callable[[Request], Any]
+
+CACHED_ATTR = "__asgi_cache__"
+INVALIDATES_ATTR = "__asgi_cache_invalidates__"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRule:
+    """What ``@cached`` said about a route."""
+
+    ttl: float | None
+    tags: tuple[str, ...]
+    vary: tuple[str, ...]
+    key: KeyFunction | None
+    statuses: frozenset[int] | None
+    cache_control: str | None
+    max_body_size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidationRule:
+    """What ``@invalidates`` said about a write route."""
+
+    tags: tuple[str, ...]
+
+
+def _name(fn: Any) -> str:
+    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
+
+
+def tag_fields(template: str) -> tuple[str, ...]:
+    """Names of the ``{placeholders}`` of a tag template; ValueError if malformed."""
+    fields: list[str] = []
+    for _, field, spec, conversion in string.Formatter().parse(template):
+        if field is None:
+            continue
+        if not field.isidentifier() or spec or conversion:
+            raise ValueError(f"placeholder {{{field}}} must be a bare path parameter name")
+        fields.append(field)
+    return tuple(fields)
+
+
+def _check_tags(owner: str, tags: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(tags, str):
+        raise TypeError(f"{owner}: tags must be a tuple of strings, not one string")
+    checked = tuple(tags)
+    for tag in checked:
+        if not isinstance(tag, str) or not tag:
+            raise ValueError(f"{owner}: every tag must be a non-empty string, got {tag!r}")
+        try:
+            tag_fields(tag)
+        except ValueError as exc:
+            raise ValueError(f"{owner}: tag {tag!r}: {exc}") from None
+    return checked
+
+
+def cached(
+    ttl: float | None = None,
+    *,
+    tags: Iterable[str] = (),
+    vary: Iterable[str] = (),
+    key: KeyFunction | None = None,
+    statuses: Iterable[int] | None = None,
+    cache_control: str | None = None,
+    max_body_size: int | None = None,
+) -> Callable[[F], F]:
+    """Mark a GET route as cached.
+
+    :param ttl: seconds a stored response stays fresh.  ``None`` takes the
+        response's own ``s-maxage`` / ``max-age``, else the cache's default.
+    :param tags: invalidation tags; ``{name}`` placeholders are filled from the
+        route's path parameters (``"product:{pid}"``).
+    :param vary: request header names added to the key (on top of the cache's
+        own), e.g. ``("accept-language",)`` or ``("authorization",)`` for
+        per-user pages.  Naming a credential header here allows requests that
+        carry it to be cached, each user under their own key.
+    :param key: ``key(request) -> value``: a custom key part (a session's user
+        id).  Its result is added to the key with ``str()``.  A route with a
+        ``key`` is cached even for requests carrying credentials: the function
+        is responsible for separating users.
+    :param statuses: response statuses that may be stored (default:
+        :data:`asgi_cache.policy.DEFAULT_STATUSES`); 5xx is refused.
+    :param cache_control: replaces the ``Cache-Control`` that clients and CDNs
+        receive on stored responses (``"public, max-age=30"``).  Unset, the
+        application's own header passes through unchanged.
+    :param max_body_size: largest body stored, in bytes (default: the cache's).
+    """
+    owner = "@cached"
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
+        raise TypeError(f"{owner}: ttl must be a number of seconds, got {ttl!r}")
+    if ttl is not None and not ttl > 0:
+        raise ValueError(f"{owner}: ttl must be a positive number of seconds, got {ttl!r}")
+    if isinstance(vary, str):
+        raise TypeError(f"{owner}: vary must be a tuple of header names, not one string")
+    vary_names = tuple(name.lower() for name in vary)
+    for name in vary_names:
+        if not isinstance(name, str) or not is_token(name):
+            raise ValueError(f"{owner}: vary={name!r} is not an HTTP header name")
+    if key is not None and not callable(key):
+        raise TypeError(f"{owner}: key must be a callable taking the request")
+    status_set = None if statuses is None else frozenset(statuses)
+    if status_set is not None:
+        for status in status_set:
+            if not isinstance(status, int) or not 100 <= status < 500:
+                raise ValueError(f"{owner}: status {status!r} cannot be cached (5xx never is)")
+    if cache_control is not None and (
+        not isinstance(cache_control, str) or "\r" in cache_control or "\n" in cache_control
+    ):
+        raise ValueError(f"{owner}: cache_control must be a one-line header value")
+    if max_body_size is not None and not (isinstance(max_body_size, int) and max_body_size > 0):
+        raise ValueError(f"{owner}: max_body_size must be a positive int, got {max_body_size!r}")
+
+    def mark(fn: F) -> F:
+        rule = CacheRule(
+            ttl=None if ttl is None else float(ttl),
+            tags=_check_tags(f"@cached on {_name(fn)}", tags),
+            vary=vary_names,
+            key=key,
+            statuses=status_set,
+            cache_control=cache_control,
+            max_body_size=max_body_size,
+        )
+        setattr(fn, CACHED_ATTR, rule)
+        return fn
+
+    return mark
+
+
+def invalidates(*tags: str) -> Callable[[F], F]:
+    """Mark a write route: after a 2xx/3xx response, invalidate these tags.
+
+    Runs before the response start reaches the client, so a client that got its
+    write's answer and reads again gets fresh data.  Placeholders are filled
+    from the route's path parameters (``"product:{pid}"``).  The request's own
+    path is invalidated after any successful unsafe request, marked or not.
+    """
+
+    def mark(fn: F) -> F:
+        rule = InvalidationRule(tags=_check_tags(f"@invalidates on {_name(fn)}", tags))
+        setattr(fn, INVALIDATES_ATTR, rule)
+        return fn
+
+    return mark
+
+
+def cache_rule(endpoint: Any, method: str) -> CacheRule | None:
+    """The ``@cached`` rule of ``endpoint`` for ``method`` (HTTPEndpoint aware)."""
+    return _rule(endpoint, method, CACHED_ATTR)  # type: ignore[no-any-return]
+
+
+def invalidation_rule(endpoint: Any, method: str) -> InvalidationRule | None:
+    """The ``@invalidates`` rule of ``endpoint`` for ``method``."""
+    return _rule(endpoint, method, INVALIDATES_ATTR)  # type: ignore[no-any-return]
+
+
+def _rule(endpoint: Any, method: str, attr: str) -> Any:
+    while hasattr(endpoint, "func") and not hasattr(endpoint, attr):  # functools.partial
+        endpoint = endpoint.func
+    if isinstance(endpoint, type):  # HTTPEndpoint: the method's handler, else the class
+        handler = getattr(endpoint, method.lower(), None)
+        rule = getattr(handler, attr, None)
+        if rule is not None:
+            return rule
+    return getattr(endpoint, attr, None)

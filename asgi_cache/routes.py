@@ -1,0 +1,237 @@
+"""Marked routes, compiled from the application's routing table.
+
+The middleware must know which route a request belongs to *without running the
+router* (a hit runs nothing of the application) and without learning anything
+per process (a fresh worker must serve what another one stored).  So the routing
+table is flattened once, in the router's own order, into one regular expression
+per method class: the first alternative that matches is the route the router
+would pick, and a path claimed first by an unmarked route is never served from
+the cache.  Mounted routers and FastAPI's included routers are walked with their
+prefixes; anything opaque (a mounted ASGI app, a ``Host`` route, an unknown
+route class) claims the paths it could match, so nothing after it is cached
+where it might answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute, compile_path
+
+from asgi_cache.markers import (
+    CacheRule,
+    InvalidationRule,
+    cache_rule,
+    invalidation_rule,
+    tag_fields,
+)
+from asgi_cache.policy import UNSAFE_METHODS
+
+if TYPE_CHECKING:
+    from asgi_cache.cache import Cache
+
+__all__ = [
+    "CacheConfigError",
+    "ReadRoute",
+    "RouteTable",
+    "WriteRoute",
+    "compile_routes",
+    "find_routes",
+]
+
+logger = logging.getLogger("asgi_cache")
+
+_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
+
+
+class CacheConfigError(ValueError):
+    """A marker does not fit its route (raised at startup, naming the route)."""
+
+
+@dataclass(slots=True)
+class _Flat:
+    path: str
+    methods: frozenset[str] | None  # None: any method (an opaque app)
+    endpoint: Any  # None for opaque apps
+    regex: re.Pattern[str] = field(init=False)
+    params: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.regex, _, convertors = compile_path(self.path)
+        self.params = tuple(convertors)
+
+
+def _label(method: str, flat: _Flat) -> str:
+    name = getattr(flat.endpoint, "__qualname__", None) or getattr(flat.endpoint, "__name__", "?")
+    return f"{method} {flat.path} ({name})"
+
+
+def _fill_tags(flat: _Flat, templates: Sequence[str], label: str) -> tuple[str, ...]:
+    for template in templates:
+        unknown = [name for name in tag_fields(template) if name not in flat.params]
+        if unknown:
+            known = ", ".join(flat.params) or "none"
+            raise CacheConfigError(
+                f"route {label}: tag {template!r} uses unknown path parameter "
+                f"{unknown[0]!r} (known: {known})"
+            )
+    return tuple(templates)
+
+
+@dataclass(slots=True)
+class _Tagged:
+    regex: re.Pattern[str]
+    tag_templates: tuple[str, ...]
+
+    def tags(self, path: str) -> list[str]:
+        """The route's tag templates filled from ``path``'s parameters."""
+        if not self.tag_templates:
+            return []
+        match = self.regex.match(path)
+        params = match.groupdict() if match else {}
+        return [template.format_map(params) for template in self.tag_templates]
+
+
+@dataclass(slots=True)
+class ReadRoute(_Tagged):
+    """A ``@cached`` route with everything the hit path needs precomputed."""
+
+    label: str
+    rule: CacheRule
+    key_headers: tuple[bytes, ...]  # sorted, lower-case: cache vary + route vary
+    bypass_headers: tuple[bytes, ...]  # credentials that forbid caching here
+    statuses: frozenset[int]
+    max_body_size: int
+    cache_control: bytes | None
+    key_header_names: frozenset[str]
+
+
+@dataclass(slots=True)
+class WriteRoute(_Tagged):
+    """A route answering an unsafe method, with its ``@invalidates`` tags."""
+
+    label: str
+
+
+class RouteTable:
+    """Resolves a request path to the route the router would pick."""
+
+    def __init__(
+        self,
+        flats: list[_Flat],
+        reads: list[ReadRoute | None],
+        writes: list[dict[str, WriteRoute]],
+    ) -> None:
+        self._flats = flats
+        self._writes = writes  # per flat route: method -> its @invalidates route
+        self._reads = reads  # per GET-capable flat route, in order; None = unmarked
+        readable = [flat for flat in flats if flat.methods is None or "GET" in flat.methods]
+        alternatives = "|".join(
+            "(" + _NAMED_GROUP.sub("(?:", flat.regex.pattern[1:-1]) + ")" for flat in readable
+        )
+        self._read_regex = re.compile(f"^(?:{alternatives})$") if readable else None
+
+    def for_read(self, path: str) -> ReadRoute | None:
+        """The ``@cached`` route a GET/HEAD of ``path`` reaches, if any."""
+        regex = self._read_regex
+        if regex is None:
+            return None
+        match = regex.match(path)
+        if match is None:
+            return None
+        return self._reads[match.lastindex - 1]  # type: ignore[operator]
+
+    def for_write(self, method: str, path: str) -> WriteRoute | None:
+        """The ``@invalidates`` route an unsafe ``method`` on ``path`` reaches.
+
+        A linear scan in router order: writes are rare next to reads."""
+        for flat, writes in zip(self._flats, self._writes, strict=True):
+            if flat.methods is not None and method not in flat.methods:
+                continue
+            if flat.regex.match(path):
+                return writes.get(method)
+        return None
+
+
+def _write_route(flat: _Flat, method: str, rule: InvalidationRule) -> WriteRoute:
+    label = _label(method, flat)
+    return WriteRoute(flat.regex, _fill_tags(flat, rule.tags, label), label)
+
+
+def _read_route(flat: _Flat, rule: CacheRule, cache: Cache) -> ReadRoute:
+    label = _label("GET", flat)
+    names = set(cache.vary) | set(rule.vary)
+    keyed = names if rule.key is None else names | set(cache.credential_headers)
+    return ReadRoute(
+        regex=flat.regex,
+        tag_templates=_fill_tags(flat, rule.tags, label),
+        label=label,
+        rule=rule,
+        key_headers=tuple(name.encode("latin-1") for name in sorted(names)),
+        bypass_headers=tuple(
+            name.encode("latin-1") for name in cache.credential_headers if name not in keyed
+        ),
+        statuses=rule.statuses if rule.statuses is not None else cache.statuses,
+        max_body_size=rule.max_body_size or cache.max_body_size,
+        cache_control=None if rule.cache_control is None else rule.cache_control.encode("latin-1"),
+        key_header_names=frozenset(names),
+    )
+
+
+def _flatten(routes: Sequence[BaseRoute], prefix: str) -> Iterator[_Flat]:
+    for route in routes:
+        if isinstance(route, Route):
+            methods = None if route.methods is None else frozenset(route.methods)
+            yield _Flat(prefix + route.path, methods, route.endpoint)
+        elif isinstance(route, WebSocketRoute):
+            continue
+        elif isinstance(route, Mount):
+            children = route.routes
+            if children:
+                yield from _flatten(children, prefix + route.path)
+            else:
+                yield _Flat(prefix + route.path + "/{path:path}", None, None)
+        elif hasattr(route, "original_router") and hasattr(route, "include_context"):
+            # FastAPI keeps an included router nested, with its prefix in a context.
+            yield from _flatten(route.original_router.routes, prefix + route.include_context.prefix)
+        else:
+            if not isinstance(route, Host):
+                logger.warning(
+                    "asgi-cache: cannot see inside route %r; no route after it is cached", route
+                )
+            yield _Flat("/{path:path}", None, None)
+
+
+def find_routes(app: Any) -> Sequence[BaseRoute] | None:
+    """The routing table below ``app``: follows the ``.app`` chain of middleware."""
+    for _ in range(100):
+        routes = getattr(app, "routes", None)
+        if isinstance(routes, list):
+            return routes
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None
+
+
+def compile_routes(routes: Sequence[BaseRoute], cache: Cache) -> RouteTable:
+    """Flatten and check the markers; :class:`CacheConfigError` names a bad route."""
+    flats = list(_flatten(routes, ""))
+    reads: list[ReadRoute | None] = []
+    writes: list[dict[str, WriteRoute]] = []
+    for flat in flats:
+        found: dict[str, WriteRoute] = {}
+        if flat.endpoint is not None:
+            for method in sorted(UNSAFE_METHODS if flat.methods is None else flat.methods):
+                invalidation = invalidation_rule(flat.endpoint, method)
+                if invalidation is not None:
+                    found[method] = _write_route(flat, method, invalidation)
+        writes.append(found)
+        if flat.methods is None or "GET" in flat.methods:
+            rule = cache_rule(flat.endpoint, "GET") if flat.endpoint else None
+            reads.append(None if rule is None else _read_route(flat, rule, cache))
+    return RouteTable(flats, reads, writes)
