@@ -11,13 +11,13 @@ which callers treat as a miss.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["CorruptEntry", "Entry", "decode", "encode"]
 
 _MAGIC = b"AC\x01"
-# magic, status, stored_at (unix seconds), fresh_for (seconds), header count
-_HEAD = struct.Struct("!3sHddH")
+# magic, status, stored_at (unix seconds), fresh_for (seconds), header count, body length
+_HEAD = struct.Struct("!3sHddHI")
 _FIELD = struct.Struct("!HI")  # one header: name length, value length
 
 Headers = list[tuple[bytes, bytes]]
@@ -27,13 +27,12 @@ class CorruptEntry(ValueError):
     """The bytes are not an entry written by this version of the package."""
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """A complete stored response.
 
     ``stored_at`` is wall-clock time (``time.time()``) so that any process, on
     any machine sharing the store, can compute the ``Age`` of an entry another
-    one stored.
+    one stored.  (A named tuple: it is built on every hit, and cheaply.)
     """
 
     status: int
@@ -51,7 +50,16 @@ class Entry:
 
 
 def encode(entry: Entry) -> bytes:
-    parts = [_HEAD.pack(_MAGIC, entry.status, entry.stored_at, entry.fresh_for, len(entry.headers))]
+    parts = [
+        _HEAD.pack(
+            _MAGIC,
+            entry.status,
+            entry.stored_at,
+            entry.fresh_for,
+            len(entry.headers),
+            len(entry.body),
+        )
+    ]
     for name, value in entry.headers:
         parts.append(_FIELD.pack(len(name), len(value)))
         parts.append(name)
@@ -63,7 +71,7 @@ def encode(entry: Entry) -> bytes:
 def decode(data: bytes) -> Entry:
     """Parse :func:`encode`'s output; raise :class:`CorruptEntry` on anything else."""
     try:
-        magic, status, stored_at, fresh_for, count = _HEAD.unpack_from(data)
+        magic, status, stored_at, fresh_for, count, body_len = _HEAD.unpack_from(data)
     except (struct.error, TypeError) as exc:
         raise CorruptEntry("entry header is truncated or not bytes") from exc
     if magic != _MAGIC:
@@ -87,4 +95,6 @@ def decode(data: bytes) -> Entry:
         raise CorruptEntry("header table is truncated") from exc
     if not 100 <= status <= 599 or not fresh_for >= 0.0 or stored_at != stored_at:
         raise CorruptEntry("entry fields are out of range")
+    if size - offset != body_len:
+        raise CorruptEntry("body length does not match")
     return Entry(status, headers, data[offset:], stored_at, fresh_for)

@@ -25,6 +25,7 @@ Headers = list[tuple[bytes, bytes]]
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # One Cache-Control directive: name, then an optional token or quoted-string value.
 _DIRECTIVE = re.compile(rb'\s*([^\s=,]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^\s,]*))?\s*(?:,|$)')
+_QUOTED_PAIR = re.compile(rb"\\(.)")
 # Content codings a cached variant is split on (see :func:`accepted_codings`).
 _CODINGS = (b"br", b"deflate", b"gzip", b"zstd")
 
@@ -54,7 +55,7 @@ def parse_cache_control(values: Iterable[bytes]) -> dict[str, str]:
                 continue
             arg = match.group(2) or b""
             if arg[:1] == b'"':
-                arg = arg[1:-1].replace(b"\\", b"")
+                arg = _QUOTED_PAIR.sub(rb"\1", arg[1:-1])
             directives.setdefault(name, arg.decode("latin-1"))
     return directives
 
@@ -93,7 +94,19 @@ def accepted_codings(value: bytes | None) -> bytes:
     """
     if not value:
         return b""
-    value = value.lower()
+    known = _ACCEPTED.get(value)
+    if known is not None:
+        return known
+    if len(_ACCEPTED) >= 256:  # clients send few distinct values; bound it anyway
+        _ACCEPTED.clear()
+    known = _ACCEPTED[value] = _accepted_codings(value.lower())
+    return known
+
+
+_ACCEPTED: dict[bytes, bytes] = {}
+
+
+def _accepted_codings(value: bytes) -> bytes:
     if b";" not in value:
         return b",".join(coding for coding in _CODINGS if coding in value)
     accepted = []

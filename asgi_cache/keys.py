@@ -24,8 +24,10 @@ def canonical_query(query: bytes) -> bytes:
     ``%41`` and ``A`` are the same character, ``+`` is a space like ``%20``
     (as the application's own parser sees them); the relative order of
     repeated names is kept (``?t=1&t=2`` differs from ``?t=2&t=1``), since an
-    application reading a list depends on it.  Works on bytes: non-UTF-8 input
-    is keyed exactly, never decoded.
+    application reading a list depends on it.  Raw bytes are read as Latin-1
+    before unquoting, like Starlette does, so a raw byte 0xFF and ``%FF`` (which
+    the application sees as different strings) get different keys; nothing
+    here can fail on non-UTF-8 input.
     """
     if not query:
         return b""
@@ -33,13 +35,8 @@ def canonical_query(query: bytes) -> bytes:
     for part in query.split(b"&"):
         if not part:
             continue
-        name, _, value = part.partition(b"=")
-        pairs.append(
-            (
-                unquote_to_bytes(name.replace(b"+", b" ")),
-                unquote_to_bytes(value.replace(b"+", b" ")),
-            )
-        )
+        name, _, value = part.replace(b"+", b" ").decode("latin-1").partition("=")
+        pairs.append((unquote_to_bytes(name), unquote_to_bytes(value)))
     pairs.sort(key=lambda pair: pair[0])
     out = bytearray()
     for name, value in pairs:

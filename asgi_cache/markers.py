@@ -111,45 +111,73 @@ def cached(
         application's own header passes through unchanged.
     :param max_body_size: largest body stored, in bytes (default: the cache's).
     """
-    owner = "@cached"
+
+    def mark(fn: F) -> F:
+        setattr(
+            fn,
+            CACHED_ATTR,
+            _cache_rule(
+                f"@cached on {_name(fn)}",
+                ttl,
+                tags,
+                vary,
+                key,
+                statuses,
+                cache_control,
+                max_body_size,
+            ),
+        )
+        return fn
+
+    return mark
+
+
+def _cache_rule(
+    owner: str,
+    ttl: float | None,
+    tags: Iterable[str],
+    vary: Iterable[str],
+    key: KeyFunction | None,
+    statuses: Iterable[int] | None,
+    cache_control: str | None,
+    max_body_size: int | None,
+) -> CacheRule:
+    """Check ``@cached``'s arguments; errors name the decorated function."""
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
         raise TypeError(f"{owner}: ttl must be a number of seconds, got {ttl!r}")
     if ttl is not None and not ttl > 0:
         raise ValueError(f"{owner}: ttl must be a positive number of seconds, got {ttl!r}")
     if isinstance(vary, str):
         raise TypeError(f"{owner}: vary must be a tuple of header names, not one string")
-    vary_names = tuple(name.lower() for name in vary)
+    vary_names = tuple(vary)
     for name in vary_names:
-        if not isinstance(name, str) or not is_token(name):
+        if not isinstance(name, str):
+            raise TypeError(f"{owner}: vary entries must be header names, got {name!r}")
+        if not is_token(name):
             raise ValueError(f"{owner}: vary={name!r} is not an HTTP header name")
     if key is not None and not callable(key):
         raise TypeError(f"{owner}: key must be a callable taking the request")
     status_set = None if statuses is None else frozenset(statuses)
-    if status_set is not None:
-        for status in status_set:
-            if not isinstance(status, int) or not 100 <= status < 500:
-                raise ValueError(f"{owner}: status {status!r} cannot be cached (5xx never is)")
+    for status in status_set or ():
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status < 500:
+            raise ValueError(f"{owner}: status {status!r} cannot be cached (5xx never is)")
     if cache_control is not None and (
         not isinstance(cache_control, str) or "\r" in cache_control or "\n" in cache_control
     ):
         raise ValueError(f"{owner}: cache_control must be a one-line header value")
-    if max_body_size is not None and not (isinstance(max_body_size, int) and max_body_size > 0):
+    if max_body_size is not None and (
+        isinstance(max_body_size, bool) or not isinstance(max_body_size, int) or max_body_size <= 0
+    ):
         raise ValueError(f"{owner}: max_body_size must be a positive int, got {max_body_size!r}")
-
-    def mark(fn: F) -> F:
-        rule = CacheRule(
-            ttl=None if ttl is None else float(ttl),
-            tags=_check_tags(f"@cached on {_name(fn)}", tags),
-            vary=vary_names,
-            key=key,
-            statuses=status_set,
-            cache_control=cache_control,
-            max_body_size=max_body_size,
-        )
-        setattr(fn, CACHED_ATTR, rule)
-        return fn
-
-    return mark
+    return CacheRule(
+        ttl=None if ttl is None else float(ttl),
+        tags=_check_tags(owner, tags),
+        vary=tuple(name.lower() for name in vary_names),
+        key=key,
+        statuses=status_set,
+        cache_control=cache_control,
+        max_body_size=max_body_size,
+    )
 
 
 def invalidates(*tags: str) -> Callable[[F], F]:

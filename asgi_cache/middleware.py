@@ -97,9 +97,10 @@ class CacheMiddleware:
         table = self._table or self._compile(scope)
         method = scope["method"]
         if method == "GET" or method == "HEAD":
-            route = table.for_read(_route_path(scope))
+            route_path = _route_path(scope)
+            route = table.for_read(route_path)
             if route is not None:
-                await self._read(route, scope, receive, send)
+                await self._read(route, route_path, scope, receive, send)
                 return
         elif method in UNSAFE_METHODS:
             await self._write(table, scope, receive, send)
@@ -118,17 +119,18 @@ class CacheMiddleware:
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def lifespan_send(message: Message) -> None:
             if message["type"] == "lifespan.startup.complete":
-                try:
-                    self._compile(scope)
-                except ValueError as exc:
-                    message = {"type": "lifespan.startup.failed", "message": str(exc)}
+                # Raised into the application's lifespan, which reports the
+                # failure to the server (Starlette sends startup.failed).
+                self._compile(scope)
             elif message["type"] == "lifespan.shutdown.complete":
                 await self.cache.aclose()
             await send(message)
 
         await self.app(scope, receive, lifespan_send)
 
-    async def _read(self, route: ReadRoute, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _read(
+        self, route: ReadRoute, route_path: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         cache = self.cache
         key_headers = route.key_headers
         values: list[list[bytes] | None] = [None] * len(key_headers)
@@ -174,12 +176,12 @@ class CacheMiddleware:
                 await self._forward(scope, receive, send, b"detail=key-error")
                 return
 
-        route_path = _route_path(scope)
+        codings = accepted_codings(accept_encoding)
         parts = (
             scope.get("root_path", "").encode("utf-8", "surrogatepass"),
             route_path.encode("utf-8", "surrogatepass"),
             canonical_query(scope.get("query_string", b"")),
-            accepted_codings(accept_encoding),
+            codings,
             custom,
         )
         key = entry_key(cache.prefix, parts, values)
@@ -215,7 +217,7 @@ class CacheMiddleware:
             await self._forward(scope, receive, send, b"detail=store-unavailable", fwd=_MISS)
             return
         fwd = _MISS if forced is None else b"asgi-cache; fwd=request"
-        responder = _Responder(self.cache, route, key, tags, fence, fwd, receive, send)
+        responder = _Responder(self.cache, route, key, tags, fence, fwd, codings, receive, send)
         logger.debug("asgi-cache: miss %s %s", route.label, key)
         await self.app(scope, responder.receive, responder.send)
 
@@ -269,11 +271,11 @@ async def _send_hit(
             status = 304
             headers = [(n, v) for n, v in headers if n in _NOT_MODIFIED_FIELDS]
             body = b""
-    remaining = entry.fresh_for - entry.age(now)
+    age = entry.age(now)
     headers = [
         *headers,
-        (b"age", b"%d" % entry.age(now)),
-        (_STATUS, _HIT % max(0, remaining)),
+        (b"age", b"%d" % age),
+        (_STATUS, _HIT % max(0, entry.fresh_for - age)),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
@@ -294,6 +296,7 @@ class _Responder:
         "buffer",
         "buffered",
         "cache",
+        "codings",
         "fence",
         "fwd",
         "held",
@@ -314,10 +317,12 @@ class _Responder:
         tags: list[str],
         fence: Fence | None,
         fwd: bytes,
+        codings: bytes,
         receive: Receive,
         send: Send,
     ) -> None:
         self.cache = cache
+        self.codings = codings
         self.route = route
         self.key = key
         self.tags = tags
@@ -350,7 +355,7 @@ class _Responder:
             route = self.route
             reason = unstorable_reason(
                 message["status"], headers, route.statuses, route.key_header_names
-            )
+            ) or _unaccepted_coding(headers, self.codings)
             if reason is not None:
                 self.storing = False
                 await self.send_(
@@ -406,6 +411,22 @@ class _Responder:
         except Exception as exc:
             logger.warning("asgi-cache: store set failed: %r", exc)
             return False
+
+
+def _unaccepted_coding(headers: Headers, codings: bytes) -> str | None:
+    """Refuse a body encoded in a coding the key says the client does not accept.
+
+    The key holds only the accepted *known* codings; a compressor that encodes
+    anyway (Starlette's gzip ignores ``q=0``) must not fill the entry that
+    clients without that coding share.
+    """
+    for name, value in headers:
+        if name.lower() == b"content-encoding":
+            for coding in value.lower().split(b","):
+                coding = coding.strip()
+                if coding != b"identity" and coding not in codings.split(b","):
+                    return "content-encoding"
+    return None
 
 
 def _with_etag(headers: Headers, body: bytes) -> Headers:

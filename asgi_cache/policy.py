@@ -85,10 +85,9 @@ def freshness_lifetime(ttl: float | None, headers: Headers, default_ttl: float) 
         for name in ("s-maxage", "max-age"):
             raw = directives.get(name)
             if raw is not None:
-                try:
-                    return max(0.0, float(int(raw)))
-                except ValueError:
-                    return 0.0  # RFC 9111 §4.2.1: an invalid value means stale
+                # RFC 9111 §1.2.2: delta-seconds is plain digits; anything else
+                # is invalid and §4.2.1 treats the response as stale.
+                return float(raw) if raw.isascii() and raw.isdigit() else 0.0
     return default_ttl
 
 

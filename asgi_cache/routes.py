@@ -120,6 +120,9 @@ class WriteRoute(_Tagged):
 class RouteTable:
     """Resolves a request path to the route the router would pick."""
 
+    #: Paths remembered by :meth:`for_read` (a pure function of the path).
+    MEMO_SIZE = 4096
+
     def __init__(
         self,
         flats: list[_Flat],
@@ -128,22 +131,37 @@ class RouteTable:
     ) -> None:
         self._flats = flats
         self._writes = writes  # per flat route: method -> its @invalidates route
-        self._reads = reads  # per GET-capable flat route, in order; None = unmarked
         readable = [flat for flat in flats if flat.methods is None or "GET" in flat.methods]
-        alternatives = "|".join(
-            "(" + _NAMED_GROUP.sub("(?:", flat.regex.pattern[1:-1]) + ")" for flat in readable
-        )
-        self._read_regex = re.compile(f"^(?:{alternatives})$") if readable else None
+        dynamic = [i for i, flat in enumerate(readable) if flat.params]
+        # Static paths: resolved now against the whole table, in order; other
+        # paths can only be matched by routes with parameters.
+        self._dynamic = _alternation([readable[i] for i in dynamic])
+        self._dynamic_reads = [reads[i] for i in dynamic]
+        whole = _alternation(readable)
+        self._static: dict[str, ReadRoute | None] = {}
+        for flat in readable:
+            if not flat.params and flat.path not in self._static:
+                match = whole.match(flat.path) if whole else None
+                self._static[flat.path] = reads[_index(match)] if match else None
+        self._memo: dict[str, ReadRoute | None] = {}
 
     def for_read(self, path: str) -> ReadRoute | None:
         """The ``@cached`` route a GET/HEAD of ``path`` reaches, if any."""
-        regex = self._read_regex
-        if regex is None:
-            return None
-        match = regex.match(path)
-        if match is None:
-            return None
-        return self._reads[match.lastindex - 1]  # type: ignore[operator]
+        try:
+            return self._static[path]
+        except KeyError:
+            pass
+        memo = self._memo
+        try:
+            return memo[path]
+        except KeyError:
+            pass
+        match = self._dynamic.match(path) if self._dynamic else None
+        route = self._dynamic_reads[_index(match)] if match else None
+        if len(memo) >= self.MEMO_SIZE:
+            memo.clear()
+        memo[path] = route
+        return route
 
     def for_write(self, method: str, path: str) -> WriteRoute | None:
         """The ``@invalidates`` route an unsafe ``method`` on ``path`` reaches.
@@ -155,6 +173,30 @@ class RouteTable:
             if flat.regex.match(path):
                 return writes.get(method)
         return None
+
+
+def _alternation(flats: list[_Flat]) -> re.Pattern[str] | None:
+    """One regex whose first matching alternative is the first matching route.
+
+    Each route's pattern becomes a group named ``r<index>``; its own parameter
+    groups become anonymous, and ``match.lastgroup`` names the route even when
+    a convertor's pattern holds groups of its own (``float`` does).
+    """
+    if not flats:
+        return None
+    alternatives = "|".join(
+        f"(?P<r{i}>" + _NAMED_GROUP.sub("(", flat.regex.pattern[1:-1]) + ")"
+        for i, flat in enumerate(flats)
+    )
+    return re.compile(f"^(?:{alternatives})$")
+
+
+def _index(match: re.Match[str]) -> int:
+    """The route index of a match of :func:`_alternation`'s regex."""
+    name = match.lastgroup
+    if name is None or name[0] != "r":  # an inner group closed last: find the route's
+        name = next(key for key, value in match.groupdict().items() if value is not None)
+    return int(name[1:])
 
 
 def _write_route(flat: _Flat, method: str, rule: InvalidationRule) -> WriteRoute:

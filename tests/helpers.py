@@ -1,0 +1,96 @@
+"""Small helpers shared by the HTTP-level tests."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import httpx
+from starlette.types import ASGIApp, Message, Receive, Scope
+
+
+class Calls(Counter[str]):
+    """Counts endpoint executions, to prove a hit ran nothing."""
+
+
+@asynccontextmanager
+async def client_for(app: ASGIApp, **kwargs: object) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking HTTP to ``app`` in-process, in the test's event loop."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://testserver",
+        **kwargs,  # type: ignore[arg-type]
+    ) as client:
+        yield client
+
+
+class Clock:
+    """An injectable wall clock for :class:`asgi_cache.Cache`."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Recorded:
+    """The ASGI messages an app sent for one request."""
+
+    def __init__(self, messages: list[Message]) -> None:
+        self.messages = messages
+        start = messages[0]
+        self.status: int = start["status"]
+        self.headers: list[tuple[bytes, bytes]] = list(start.get("headers", []))
+        self.body = b"".join(m.get("body", b"") for m in messages[1:])
+
+    def header(self, name: bytes) -> bytes | None:
+        return next((v for n, v in self.headers if n == name), None)
+
+
+async def asgi_request(
+    app: ASGIApp,
+    path: str,
+    *,
+    method: str = "GET",
+    query_string: bytes = b"",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    receive: Receive | None = None,
+) -> Recorded:
+    """Send one raw HTTP request to ``app``; bytes go through untouched."""
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query_string,
+        "headers": [(b"host", b"testserver"), *(headers or [])],
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 80),
+    }
+    messages: list[Message] = []
+    requested = False
+
+    async def no_body() -> Message:
+        nonlocal requested
+        if not requested:  # the empty request body, then nothing until the app is done
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    await app(scope, receive or no_body, send)
+    return Recorded(messages)

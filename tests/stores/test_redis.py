@@ -1,0 +1,629 @@
+"""RedisStore against real redis-server processes the suite starts: one server and a cluster.
+
+Behaviour tests run on both (``store`` is parametrised); outage and slowness tests use
+servers of their own, so stopping or blocking them cannot disturb other tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+
+import anyio
+import pytest
+import redis.asyncio
+from redis.asyncio.cluster import RedisCluster as ClusterClient
+from redis.crc import key_slot
+
+from asgi_cache.stores.base import StoreError
+from asgi_cache.stores.redis import RedisStore
+from tests.fixtures_redis import TEST_SERVER_ARGS
+from tests.redis_servers import RedisCluster, RedisServer, resp_command
+
+pytestmark = pytest.mark.anyio
+
+#: Tags chosen to trip up a naive hash-tag layout: empty, lone or empty braces, a
+#: brace pair of their own, glob characters and non-ASCII text.
+AWKWARD_TAGS = ["", "{", "}", "{}", "a{}b", "}{", "{x}", "x{y", "{}{x}", "a*b?[c]\\", "ü:🙂"]
+
+
+class FakeClock:
+    """A clock that only moves when a test says so (for the circuit breaker)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(
+    params=["redis_store", pytest.param("cluster_store", marks=pytest.mark.cluster)],
+)
+def store(request: pytest.FixtureRequest) -> RedisStore:
+    """A store over the suite's single server, then over its three-node cluster."""
+    result: RedisStore = request.getfixturevalue(request.param)
+    return result
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture
+def server() -> Iterator[RedisServer]:
+    """A server of the test's own, free to be stopped or blocked."""
+    with RedisServer(*TEST_SERVER_ARGS) as own:
+        yield own
+
+
+async def elapsed(call: Callable[[], Awaitable[object]]) -> float:
+    """Seconds ``call`` took to raise StoreError (it must raise)."""
+    start = time.perf_counter()
+    with pytest.raises(StoreError) as info:
+        await call()
+    assert info.value.__cause__ is not None or "circuit breaker" in str(info.value)
+    return time.perf_counter() - start
+
+
+def owner_of(cluster: RedisCluster, key: str) -> RedisServer:
+    """The node serving ``key``: the others answer with a MOVED redirection."""
+    for node in cluster.nodes:
+        try:
+            resp_command(node.host, node.port, "EXISTS", key)
+        except RuntimeError:
+            continue
+        return node
+    raise AssertionError(f"no node serves {key!r}")
+
+
+def client_count(server: RedisServer) -> int:
+    """Connections the server has, not counting the one asking."""
+    reply = resp_command(server.host, server.port, "CLIENT", "LIST")
+    assert isinstance(reply, bytes)
+    return len(reply.splitlines()) - 1
+
+
+# -- round trips and expiry ---------------------------------------------------------------
+
+
+async def test_get_returns_the_bytes_set(store: RedisStore, prefix: str) -> None:
+    assert await store.set(f"{prefix}k", b"\x00value\xff", 60) is True
+    assert await store.get(f"{prefix}k") == b"\x00value\xff"
+
+
+async def test_get_of_a_missing_key_returns_none(store: RedisStore, prefix: str) -> None:
+    assert await store.get(f"{prefix}missing") is None
+
+
+async def test_set_with_a_non_positive_ttl_stores_nothing(store: RedisStore, prefix: str) -> None:
+    assert await store.set(f"{prefix}zero", b"v", 0) is False
+    assert await store.set(f"{prefix}negative", b"v", -1) is False
+    assert await store.get(f"{prefix}zero") is None
+    assert await store.get(f"{prefix}negative") is None
+
+
+async def test_entries_expire_by_redis_px_without_a_sweeper(store: RedisStore, prefix: str) -> None:
+    await store.set(f"{prefix}k", b"v", 0.2)
+    assert 0 < await store.client.pttl(f"{prefix}k") <= 200
+    await anyio.sleep(0.4)
+    assert await store.get(f"{prefix}k") is None
+
+
+async def test_delete_removes_the_key_and_reports_whether_it_was_there(
+    store: RedisStore, prefix: str
+) -> None:
+    await store.set(f"{prefix}k", b"v", 60)
+    assert await store.delete(f"{prefix}k") is True
+    assert await store.get(f"{prefix}k") is None
+    assert await store.delete(f"{prefix}k") is False
+
+
+async def test_a_foreign_value_is_returned_as_bytes_for_the_caller_to_reject(
+    store: RedisStore, prefix: str
+) -> None:
+    await store.client.set(f"{prefix}foreign", b"\x80not an entry")
+    assert await store.get(f"{prefix}foreign") == b"\x80not an entry"
+
+
+async def test_a_key_of_another_type_raises_store_error(store: RedisStore, prefix: str) -> None:
+    await store.client.rpush(f"{prefix}list", b"x")
+    with pytest.raises(StoreError, match="WRONGTYPE"):
+        await store.get(f"{prefix}list")
+
+
+async def test_get_is_a_single_get_command(
+    redis_store: RedisStore, redis_server: RedisServer
+) -> None:
+    await redis_store.set("k", b"v", 60)
+    await redis_store.get("k")  # the connection is open and pooled from here on
+    resp_command(redis_server.host, redis_server.port, "CONFIG", "RESETSTAT")
+    assert await redis_store.get("k") == b"v"
+    stats = resp_command(redis_server.host, redis_server.port, "INFO", "commandstats")
+    assert isinstance(stats, bytes)
+    commands = [line.split(b":")[0] for line in stats.splitlines() if b"calls=" in line]
+    assert [c for c in commands if not c.startswith(b"cmdstat_config")] == [b"cmdstat_get"]
+    assert b"cmdstat_get:calls=1," in stats
+
+
+# -- tags and fences ----------------------------------------------------------------------
+
+
+async def test_invalidate_removes_exactly_the_tagged_entries_and_counts_them(
+    store: RedisStore, prefix: str
+) -> None:
+    red, blue = f"{prefix}tag:red", f"{prefix}tag:blue"
+    await store.set(f"{prefix}a", b"a", 60, [red])
+    await store.set(f"{prefix}b", b"b", 60, [red, blue])
+    await store.set(f"{prefix}c", b"c", 60, [blue])
+    await store.set(f"{prefix}d", b"d", 60)
+
+    assert await store.invalidate([red]) == 2
+
+    assert await store.get(f"{prefix}a") is None
+    assert await store.get(f"{prefix}b") is None
+    assert await store.get(f"{prefix}c") == b"c"
+    assert await store.get(f"{prefix}d") == b"d"
+
+
+async def test_invalidate_counts_an_entry_under_several_tags_once(
+    store: RedisStore, prefix: str
+) -> None:
+    tags = [f"{prefix}tag:{n}" for n in range(5)]
+    await store.set(f"{prefix}k", b"v", 60, tags)
+    assert await store.invalidate(tags) == 1
+
+
+async def test_invalidate_does_not_count_entries_that_already_expired(
+    store: RedisStore, prefix: str
+) -> None:
+    tag = f"{prefix}tag"
+    await store.set(f"{prefix}gone", b"v", 0.05, [tag])
+    await store.set(f"{prefix}live", b"v", 60, [tag])
+    await anyio.sleep(0.1)
+    assert await store.invalidate([tag]) == 1
+
+
+async def test_invalidate_of_an_unknown_tag_removes_nothing(store: RedisStore, prefix: str) -> None:
+    await store.set(f"{prefix}k", b"v", 60, [f"{prefix}tag:a"])
+    assert await store.invalidate([f"{prefix}tag:b"]) == 0
+    assert await store.invalidate([]) == 0
+    assert await store.get(f"{prefix}k") == b"v"
+
+
+async def test_tag_bookkeeping_keys_expire_on_their_own(store: RedisStore, prefix: str) -> None:
+    tag = f"{prefix}tag"
+    members, generation = RedisStore.tag_keys(tag)
+    await store.set(f"{prefix}long", b"v", 100, [tag])
+    await store.set(f"{prefix}short", b"v", 1, [tag])  # must not shorten the set's life
+    assert 100_000 <= await store.client.pttl(members) <= 102_000
+
+    await store.invalidate([tag])
+    assert 0 < await store.client.pttl(generation) <= 24 * 3600 * 1000
+    await store.set(f"{prefix}again", b"v", 5, [tag], await store.fence([tag]))
+    assert 0 < await store.client.pttl(members) <= 7_000
+
+
+async def test_a_set_fenced_before_an_invalidation_is_refused(
+    store: RedisStore, prefix: str
+) -> None:
+    tag = f"{prefix}tag"
+    fence = await store.fence([tag])
+    await store.invalidate([tag])
+    assert await store.set(f"{prefix}k", b"stale", 60, [tag], fence) is False
+    assert await store.get(f"{prefix}k") is None
+
+
+async def test_a_set_fenced_after_an_invalidation_is_stored(store: RedisStore, prefix: str) -> None:
+    tag = f"{prefix}tag"
+    await store.invalidate([tag])
+    fence = await store.fence([tag])
+    assert await store.set(f"{prefix}k", b"fresh", 60, [tag], fence) is True
+    assert await store.get(f"{prefix}k") == b"fresh"
+
+
+async def test_a_fence_on_an_untouched_tag_admits_the_set(store: RedisStore, prefix: str) -> None:
+    tags = [f"{prefix}tag:a", f"{prefix}tag:b"]
+    fence = await store.fence(tags)
+    await store.invalidate([f"{prefix}tag:other"])
+    assert await store.set(f"{prefix}k", b"v", 60, tags, fence) is True
+
+
+async def test_an_unfenced_set_is_still_indexed_by_its_tags(store: RedisStore, prefix: str) -> None:
+    tag = f"{prefix}tag"
+    assert await store.set(f"{prefix}k", b"v", 60, [tag]) is True
+    assert await store.invalidate([tag]) == 1
+    assert await store.get(f"{prefix}k") is None
+
+
+async def test_a_fence_for_other_tags_is_a_programming_error(
+    store: RedisStore, prefix: str
+) -> None:
+    fence = await store.fence([f"{prefix}tag:a"])
+    with pytest.raises(ValueError, match="fence"):
+        await store.set(f"{prefix}k", b"v", 60, [f"{prefix}tag:a", f"{prefix}tag:b"], fence)
+
+
+async def test_scripts_lost_by_redis_are_sent_again(store: RedisStore, prefix: str) -> None:
+    tag = f"{prefix}tag"
+    await store.set(f"{prefix}a", b"v", 60, [tag])
+    await store.client.script_flush()  # as after a restart or a failover
+    assert await store.set(f"{prefix}b", b"v", 60, [tag], await store.fence([tag])) is True
+    await store.client.script_flush()
+    assert await store.invalidate([tag]) == 2
+
+
+@pytest.mark.parametrize("suffix", AWKWARD_TAGS)
+async def test_any_tag_string_works_even_on_a_cluster(
+    store: RedisStore, prefix: str, suffix: str
+) -> None:
+    tag = f"{prefix}{suffix}"
+    fence = await store.fence([tag])
+    assert await store.set(f"{prefix}k", b"v", 60, [tag], fence) is True
+    assert await store.invalidate([tag]) == 1
+    assert await store.set(f"{prefix}k", b"v", 60, [tag], fence) is False
+
+
+@pytest.mark.parametrize("tag", [*AWKWARD_TAGS, "shop:v1:tag:product:42", "{shop}:tag:x"])
+async def test_both_bookkeeping_keys_of_a_tag_hash_to_one_slot(tag: str) -> None:
+    members, generation = RedisStore.tag_keys(tag)
+    assert key_slot(members.encode()) == key_slot(generation.encode())
+
+
+async def test_bookkeeping_keys_stay_readable() -> None:
+    members, generation = RedisStore.tag_keys("shop:v1:tag:product:42")
+    assert members.startswith("shop:v1:tag:product:42:{") and members.endswith("}:m")
+    assert generation == members[:-1] + "g"
+
+
+async def race_one_invalidation(
+    store: RedisStore, tag: str, key_prefix: str, rng: random.Random
+) -> list[tuple[str, object, bool]]:
+    """Run 40 fenced sets against one invalidation of their tag.
+
+    Returns each set's key, the generation its fence saw, and whether it stored.
+    The invalidation starts once five sets have stored, so others are still
+    between fence and set; ten more writers only start fencing as it starts.
+    """
+    results: list[tuple[str, object, bool]] = []
+    now, some_stored, invalidating = anyio.Event(), anyio.Event(), anyio.Event()
+    now.set()
+
+    async def writer(key: str, start: anyio.Event, delay: float, pause: float) -> None:
+        await start.wait()
+        await anyio.sleep(delay)
+        fence = await store.fence([tag])
+        await anyio.sleep(pause)  # the response is being computed
+        results.append((key, fence[0], await store.set(key, b"v", 60, [tag], fence)))
+        if len(results) == 5:
+            some_stored.set()
+
+    async def invalidator() -> None:
+        await some_stored.wait()
+        invalidating.set()
+        await store.invalidate([tag])
+
+    async with anyio.create_task_group() as group:
+        for n in range(40):
+            start = now if n < 30 else invalidating
+            delay, pause = rng.random() * 0.005, rng.random() * 0.01
+            group.start_soon(writer, f"{key_prefix}{n}", start, delay, pause)
+        group.start_soon(invalidator)
+    return results
+
+
+async def test_racing_sets_never_outlive_an_invalidation_they_were_fenced_before(
+    store: RedisStore, prefix: str
+) -> None:
+    tag = f"{prefix}tag"
+    rng = random.Random(7)
+    outcomes = {"stored, then invalidated": 0, "refused": 0, "fenced after": 0}
+    for round_ in range(8):
+        (before,) = await store.fence([tag])
+        for key, fenced, stored in await race_one_invalidation(
+            store, tag, f"{prefix}{round_}:", rng
+        ):
+            present = await store.get(key) is not None
+            if fenced == before:
+                assert not present, f"{key} survived an invalidation it was fenced before"
+                outcomes["stored, then invalidated" if stored else "refused"] += 1
+            else:
+                assert stored and present, f"{key} was fenced after the invalidation"
+                outcomes["fenced after"] += 1
+    assert all(outcomes.values()), f"the race was not exercised: {outcomes}"
+
+
+# -- clear --------------------------------------------------------------------------------
+
+
+async def test_clear_removes_only_keys_under_the_prefix(store: RedisStore, prefix: str) -> None:
+    # Every glob metacharacter, so an unescaped SCAN MATCH would also hit the decoy.
+    cleared = f"{prefix}[a]*?\\:"
+    decoy = f"{prefix}axyz:1"
+    other = f"{prefix}other:1"
+    tag = f"{cleared}tag"
+    for n in range(30):
+        await store.set(f"{cleared}{n}", b"v", 60, [tag])
+    await store.set(decoy, b"d", 60)
+    await store.set(other, b"o", 60, [f"{prefix}other:tag"])
+    await store.invalidate([tag])
+    await store.set(f"{cleared}late", b"v", 60, [tag], await store.fence([tag]))
+    await store.set(f"{cleared}plain", b"v", 60)
+
+    assert await store.clear(cleared) == 2  # entries only, not bookkeeping keys
+
+    assert await store.get(f"{cleared}late") is None
+    assert await store.get(f"{cleared}plain") is None
+    assert await store.get(decoy) == b"d"
+    assert await store.get(other) == b"o"
+    members, generation = RedisStore.tag_keys(tag)
+    assert await store.client.exists(members) == 0
+    # The counter stays, so a fence taken before the earlier invalidation stays stale.
+    assert await store.client.exists(generation) == 1
+    assert await store.invalidate([f"{prefix}other:tag"]) == 1
+
+
+async def test_clear_walks_past_one_scan_batch(store: RedisStore, prefix: str) -> None:
+    pipe = store.client.pipeline(transaction=False)
+    for n in range(2500):
+        pipe.set(f"{prefix}bulk:{n}", b"v", px=60_000)
+    await pipe.execute()
+    assert await store.clear(f"{prefix}bulk:") == 2500
+    assert await store.get(f"{prefix}bulk:0") is None
+
+
+# -- clients ------------------------------------------------------------------------------
+
+
+async def test_a_callers_client_stays_open_after_aclose(redis_server: RedisServer) -> None:
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        store = RedisStore(client)
+        await store.set("k", b"v", 60)
+        await store.aclose()
+        assert await client.get("k") == b"v"
+    finally:
+        await client.aclose()
+
+
+async def test_a_cluster_is_chosen_by_the_url(redis_cluster: RedisCluster) -> None:
+    store = RedisStore.from_url(f"{redis_cluster.url}?cluster=true", timeout=2)
+    try:
+        assert isinstance(store.client, ClusterClient)
+        assert await store.set("k", b"v", 60) is True
+    finally:
+        await store.aclose()
+        for node in redis_cluster.nodes:
+            resp_command(node.host, node.port, "FLUSHALL")
+
+
+@pytest.mark.parametrize("cluster", [False, pytest.param(True, marks=pytest.mark.cluster)])
+async def test_a_client_decoding_responses_is_refused(
+    cluster: bool, redis_server: RedisServer
+) -> None:
+    client: redis.asyncio.Redis | ClusterClient
+    if cluster:  # not connected: construction alone must refuse it
+        client = ClusterClient(host="127.0.0.1", port=1, decode_responses=True)
+    else:
+        client = redis.asyncio.Redis.from_url(redis_server.url, decode_responses=True)
+    with pytest.raises(ValueError, match="decode_responses"):
+        RedisStore(client)
+
+
+async def test_without_redis_installed_the_package_imports_and_the_store_explains() -> None:
+    code = (
+        "import sys; sys.modules['redis'] = None\n"
+        "import asgi_cache, asgi_cache.stores.redis as r\n"
+        "try:\n    r.RedisStore(None)\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert 'pip install "asgi-cache[redis]"' in result.stdout
+
+
+@pytest.mark.cluster
+async def test_a_cluster_spreads_entries_over_its_nodes(
+    cluster_store: RedisStore, redis_cluster: RedisCluster
+) -> None:
+    for n in range(50):
+        await cluster_store.set(f"spread:{n}", b"v", 60, [f"spread:tag:{n % 5}"])
+    sizes = [resp_command(node.host, node.port, "DBSIZE") for node in redis_cluster.nodes]
+    assert sum(1 for size in sizes if isinstance(size, int) and size > 0) > 1
+    assert await cluster_store.clear("spread:") == 50
+    assert await cluster_store.invalidate([f"spread:tag:{n}" for n in range(5)]) == 0
+
+
+async def test_connections_stay_bounded_and_close_with_an_owned_store(server: RedisServer) -> None:
+    store = RedisStore.from_url(server.url, timeout=2)
+    await store.set("k", b"v", 60)
+
+    async def get() -> None:
+        assert await store.get("k") == b"v"
+
+    for _ in range(20):
+        async with anyio.create_task_group() as group:
+            for _ in range(50):
+                group.start_soon(get)
+    assert 1 <= client_count(server) <= 50 + 2
+
+    await store.aclose()
+    with anyio.fail_after(2):
+        while client_count(server) > 0:
+            await anyio.sleep(0.01)
+
+
+# -- failing open -------------------------------------------------------------------------
+
+
+async def test_every_operation_fails_quickly_with_store_error_when_redis_is_down(
+    server: RedisServer,
+) -> None:
+    store = RedisStore.from_url(server.url, timeout=0.05, failure_threshold=1000)
+    try:
+        await store.set("k", b"v", 60, ["tag"])
+        server.stop()
+        operations: list[Callable[[], Awaitable[object]]] = [
+            lambda: store.get("k"),
+            lambda: store.fence(["tag"]),
+            lambda: store.set("k", b"v", 60, ["tag"], (None,)),
+            lambda: store.set("k", b"v", 60),
+            lambda: store.delete("k"),
+            lambda: store.invalidate(["tag"]),
+            lambda: store.clear("k"),
+        ]
+        for operation in operations:
+            assert await elapsed(operation) < 0.5
+    finally:
+        await store.aclose()
+
+
+async def test_the_breaker_opens_after_the_threshold_and_then_fails_without_io(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    store = RedisStore.from_url(server.url, timeout=0.05, failure_threshold=3, clock=clock)
+    caplog.set_level(logging.WARNING, logger="asgi_cache")
+    try:
+        server.stop()
+        for _ in range(3):
+            await elapsed(lambda: store.get("k"))
+        assert sum("breaker open" in r.getMessage() for r in caplog.records) == 1
+        logged = len(caplog.records)
+
+        server.start()  # Redis is back, but the open breaker must not even try it
+        start = time.perf_counter()
+        for _ in range(100):
+            with pytest.raises(StoreError, match="circuit breaker is open"):
+                await store.get("k")
+        assert (time.perf_counter() - start) / 100 < 0.001
+        assert len(caplog.records) == logged  # no WARNING per request while open
+
+        clock.now += 1.0  # the cooldown has passed: one trial call goes through
+        assert await store.get("k") is None
+        assert await store.set("k", b"v", 60) is True
+        assert [r.getMessage() for r in caplog.records[logged:]] == [
+            "Redis store recovered; circuit breaker closed"
+        ]
+    finally:
+        await store.aclose()
+
+
+async def test_a_failed_trial_call_keeps_the_breaker_open_for_another_cooldown(
+    server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    store = RedisStore.from_url(server.url, timeout=0.05, failure_threshold=2, clock=clock)
+    try:
+        server.stop()
+        for _ in range(2):
+            await elapsed(lambda: store.get("k"))
+        clock.now += 1.0
+        with pytest.raises(StoreError, match="failed"):  # the trial reaches Redis, and fails
+            await store.get("k")
+        server.start()
+        with pytest.raises(StoreError, match="circuit breaker is open"):
+            await store.get("k")
+        clock.now += 1.0
+        assert await store.get("k") is None
+    finally:
+        await store.aclose()
+
+
+async def test_a_slow_redis_times_out_and_stale_replies_are_never_read(
+    server: RedisServer,
+) -> None:
+    store = RedisStore.from_url(server.url, timeout=0.05, failure_threshold=1000)
+    blocker = redis.asyncio.Redis.from_url(server.url)
+    try:
+        for n in range(3):
+            await store.set(f"k{n}", f"v{n}".encode(), 60)
+
+        async def expect_timeout(key: str) -> None:
+            assert await elapsed(lambda: store.get(key)) < 0.05 + 0.1
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(blocker.execute_command, "DEBUG", "SLEEP", "0.3")
+            await anyio.sleep(0.05)  # the server is now asleep
+            for n in range(3):  # several connections with a request in flight
+                group.start_soon(expect_timeout, f"k{n}")
+        # The server has answered the abandoned GETs by now; a reused connection would
+        # hand those replies to the next commands.
+        for n in reversed(range(3)):
+            assert await store.get(f"k{n}") == f"v{n}".encode()
+        assert await store.set("k0", b"new", 60) is True
+        assert await store.get("k0") == b"new"
+    finally:
+        await blocker.aclose()
+        await store.aclose()
+
+
+@pytest.mark.cluster
+async def test_a_slow_cluster_node_times_out_and_stale_replies_are_never_read(
+    redis_cluster: RedisCluster,
+) -> None:
+    store = RedisStore.from_url(redis_cluster.url, cluster=True, timeout=0.05)
+    try:
+        assert isinstance(store.client, ClusterClient)
+        await store.client.initialize()  # discovery takes longer than this store's timeout
+        await store.set("slow", b"v", 60)
+        await store.set("slow:other", b"w", 60)
+        blocker = redis.asyncio.Redis.from_url(owner_of(redis_cluster, "slow").url)
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(blocker.execute_command, "DEBUG", "SLEEP", "0.3")
+                await anyio.sleep(0.05)
+                assert await elapsed(lambda: store.get("slow")) < 0.05 + 0.1
+        finally:
+            await blocker.aclose()
+        assert await store.get("slow:other") == b"w"
+        assert await store.get("slow") == b"v"
+    finally:
+        await store.aclose()
+        for each in redis_cluster.nodes:
+            resp_command(each.host, each.port, "FLUSHALL")
+
+
+@pytest.mark.cluster
+async def test_a_cluster_node_outage_fails_open_and_the_store_recovers() -> None:
+    clock = FakeClock()
+    with RedisCluster(extra_args=TEST_SERVER_ARGS) as cluster:
+        store = RedisStore.from_url(
+            cluster.url, cluster=True, timeout=0.05, failure_threshold=2, clock=clock
+        )
+        try:
+            assert isinstance(store.client, ClusterClient)
+            await store.client.initialize()  # discovery takes longer than this store's timeout
+            await store.set("k", b"v", 60)
+            node = owner_of(cluster, "k")
+            node.stop()
+            for _ in range(2):
+                assert await elapsed(lambda: store.get("k")) < 0.5
+            with pytest.raises(StoreError, match="circuit breaker is open"):
+                await store.get("k")
+
+            node.start()
+            cluster.wait_until_ok()
+            # The client rediscovers the cluster in the background, which can take longer
+            # than one trial call may wait: recovery may take a further cooldown or two.
+            with anyio.fail_after(5):
+                while True:
+                    clock.now += 1.0
+                    try:
+                        value = await store.get("k")
+                    except StoreError:
+                        await anyio.sleep(0.05)
+                    else:
+                        break
+            assert value is None  # the node kept nothing: a miss, not an error
+            assert await store.set("k", b"again", 60) is True
+            assert await store.get("k") == b"again"
+        finally:
+            await store.aclose()

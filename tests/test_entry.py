@@ -1,0 +1,200 @@
+"""The stored response and its binary form: exact round trips, and CorruptEntry for the rest."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import struct
+
+import pytest
+
+from asgi_cache.entry import CorruptEntry, Entry, decode, encode
+
+HEADERS = [
+    (b"content-type", b"text/html; charset=utf-8"),
+    (b"link", b"</a.css>; rel=preload"),
+    (b"x-trace", b"1"),
+    (b"link", b"</b.js>; rel=preload"),
+    (b"Content-Language", b"en"),
+    (b"link", b"</c.woff2>; rel=preload"),
+]
+
+ENTRY = Entry(200, HEADERS, b"<html>\x00\xff\r\n</html>", 1_700_000_000.25, 60.0)
+
+
+def test_a_round_trip_gives_an_equal_entry() -> None:
+    assert decode(encode(ENTRY)) == ENTRY
+
+
+def test_repeated_headers_keep_their_order() -> None:
+    links = [value for name, value in decode(encode(ENTRY)).headers if name == b"link"]
+    assert links == [b"</a.css>; rel=preload", b"</b.js>; rel=preload", b"</c.woff2>; rel=preload"]
+
+
+def test_header_names_keep_their_case() -> None:
+    assert (b"Content-Language", b"en") in decode(encode(ENTRY)).headers
+
+
+def test_every_byte_value_survives_in_headers_and_body() -> None:
+    every_byte = bytes(range(256))
+    entry = Entry(200, [(every_byte, every_byte)], every_byte * 3, 0.0, 1.0)
+    assert decode(encode(entry)) == entry
+
+
+def test_an_empty_body_and_no_headers_survive() -> None:
+    entry = Entry(204, [], b"", 1.0, 2.0)
+    assert decode(encode(entry)) == entry
+
+
+def test_empty_header_names_and_values_survive() -> None:
+    entry = Entry(200, [(b"", b""), (b"x", b""), (b"", b"y")], b"body", 1.0, 2.0)
+    assert decode(encode(entry)) == entry
+
+
+def test_a_large_body_and_a_long_header_survive() -> None:
+    entry = Entry(200, [(b"x-long", b"v" * 70_000)], b"b" * 2_000_000, 1.0, 2.0)
+    assert decode(encode(entry)) == entry
+
+
+def test_times_survive_exactly() -> None:
+    entry = Entry(200, [], b"", 1_700_000_000.123456, 0.1 + 0.2)
+    decoded = decode(encode(entry))
+    assert (decoded.stored_at, decoded.fresh_for) == (entry.stored_at, entry.fresh_for)
+
+
+@pytest.mark.parametrize("status", [100, 200, 304, 404, 599])
+def test_statuses_in_range_survive(status: int) -> None:
+    assert decode(encode(Entry(status, [], b"", 0.0, 1.0))).status == status
+
+
+def test_the_decoded_body_is_bytes() -> None:
+    assert type(decode(encode(ENTRY)).body) is bytes
+
+
+# CorruptEntry
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"A", id="one-byte"),
+        pytest.param(b"AC\x01", id="magic-only"),
+        pytest.param(b"XX\x01" + encode(ENTRY)[3:], id="wrong-magic"),
+        pytest.param(b"AC\x02" + encode(ENTRY)[3:], id="other-version"),
+        pytest.param(json.dumps({"status": 200, "body": "x"}).encode(), id="json-bytes"),
+        pytest.param(json.dumps({"status": 200, "body": "x"}), id="json-str"),
+        pytest.param("AC\x01" + "x" * 40, id="str-with-magic"),
+        pytest.param(b"\x80\x04\x95" + b"\x00" * 40, id="pickle-like"),
+        pytest.param(None, id="none"),
+        pytest.param(12, id="int"),
+    ],
+)
+def test_foreign_values_raise_corrupt_entry(data: object) -> None:
+    with pytest.raises(CorruptEntry):
+        decode(data)  # type: ignore[arg-type]
+
+
+def entry_with(status: int = 200, stored_at: float = 0.0, fresh_for: float = 1.0) -> bytes:
+    """Encoded bytes of an entry, bypassing any check ``Entry`` or ``encode`` might make."""
+    return struct.pack("!3sHddH", b"AC\x01", status, stored_at, fresh_for, 0)
+
+
+@pytest.mark.parametrize("status", [0, 99, 600, 999, 65535])
+def test_an_out_of_range_status_raises_corrupt_entry(status: int) -> None:
+    with pytest.raises(CorruptEntry):
+        decode(entry_with(status=status))
+
+
+@pytest.mark.parametrize("fresh_for", [-1.0, -math.inf, math.nan])
+def test_a_negative_or_nan_lifetime_raises_corrupt_entry(fresh_for: float) -> None:
+    with pytest.raises(CorruptEntry):
+        decode(entry_with(fresh_for=fresh_for))
+
+
+def test_a_nan_storage_time_raises_corrupt_entry() -> None:
+    with pytest.raises(CorruptEntry):
+        decode(entry_with(stored_at=math.nan))
+
+
+def test_a_header_count_beyond_the_data_raises_corrupt_entry() -> None:
+    data = struct.pack("!3sHddH", b"AC\x01", 200, 0.0, 1.0, 3) + struct.pack("!HI", 1, 1) + b"ab"
+    with pytest.raises(CorruptEntry):
+        decode(data)
+
+
+def test_a_header_length_beyond_the_data_raises_corrupt_entry() -> None:
+    data = struct.pack("!3sHddH", b"AC\x01", 200, 0.0, 1.0, 1) + struct.pack("!HI", 1, 2**32 - 1)
+    with pytest.raises(CorruptEntry):
+        decode(data + b"abc")
+
+
+def test_every_truncation_of_a_valid_entry_raises_corrupt_entry() -> None:
+    data = encode(ENTRY)
+    survived = []
+    for length in range(len(data)):
+        try:
+            decode(data[:length])
+        except CorruptEntry:
+            continue
+        survived.append(length)
+    assert survived == [], f"truncated to these lengths of {len(data)}, decode still succeeded"
+
+
+def test_every_truncation_of_a_valid_entry_raises_nothing_but_corrupt_entry() -> None:
+    data = encode(ENTRY)
+    for length in range(len(data)):
+        try:
+            decode(data[:length])
+        except CorruptEntry:
+            pass
+
+
+def test_random_bytes_raise_corrupt_entry() -> None:
+    rng = random.Random(3)
+    for _ in range(500):
+        data = rng.randbytes(rng.randrange(200))
+        with pytest.raises(CorruptEntry):
+            decode(data)
+
+
+def test_random_bytes_after_a_valid_magic_decode_or_raise_corrupt_entry() -> None:
+    rng = random.Random(4)
+    for _ in range(2000):
+        data = b"AC\x01" + rng.randbytes(rng.randrange(200))
+        try:
+            entry = decode(data)
+        except CorruptEntry:
+            continue
+        assert 100 <= entry.status <= 599
+        assert entry.fresh_for >= 0.0
+
+
+def test_a_single_flipped_byte_decodes_or_raises_corrupt_entry() -> None:
+    data = encode(ENTRY)
+    for index in range(len(data)):
+        for flip in (0x01, 0x80, 0xFF):
+            corrupted = bytearray(data)
+            corrupted[index] ^= flip
+            try:
+                decode(bytes(corrupted))
+            except CorruptEntry:
+                pass
+
+
+# Entry times
+
+
+def test_age_is_the_time_since_storage() -> None:
+    assert Entry(200, [], b"", 100.0, 10.0).age(now=104.5) == 4.5
+
+
+def test_age_is_never_negative_despite_clock_skew() -> None:
+    assert Entry(200, [], b"", 100.0, 10.0).age(now=90.0) == 0.0
+
+
+def test_an_entry_is_fresh_until_its_lifetime_has_passed() -> None:
+    entry = Entry(200, [], b"", 100.0, 10.0)
+    assert entry.is_fresh(109.999)
+    assert not entry.is_fresh(110.0)

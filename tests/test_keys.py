@@ -1,0 +1,193 @@
+"""Cache keys: the canonical query string and the digest of a request's key components."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from asgi_cache.keys import canonical_query, entry_key
+
+# canonical_query
+
+
+def test_an_empty_query_is_empty() -> None:
+    assert canonical_query(b"") == b""
+
+
+def test_parameters_are_sorted_by_name() -> None:
+    assert canonical_query(b"b=2&a=1&c=3") == canonical_query(b"a=1&b=2&c=3")
+
+
+def test_repeated_names_keep_their_relative_order() -> None:
+    assert canonical_query(b"t=1&t=2") != canonical_query(b"t=2&t=1")
+
+
+def test_repeated_names_keep_their_order_when_other_names_sort_between_them() -> None:
+    assert canonical_query(b"t=1&a=0&t=2") == canonical_query(b"a=0&t=1&t=2")
+    assert canonical_query(b"t=1&a=0&t=2") != canonical_query(b"a=0&t=2&t=1")
+
+
+def test_a_percent_escape_equals_the_character_it_encodes() -> None:
+    assert canonical_query(b"%41=%42") == canonical_query(b"A=B")
+
+
+def test_percent_escapes_are_case_insensitive() -> None:
+    assert canonical_query(b"q=%c3%a9") == canonical_query(b"q=%C3%A9")
+
+
+def test_a_plus_is_a_space_like_percent_20() -> None:
+    assert canonical_query(b"q=a+b") == canonical_query(b"q=a%20b")
+
+
+def test_an_encoded_plus_is_not_a_space() -> None:
+    assert canonical_query(b"q=a%2Bb") != canonical_query(b"q=a+b")
+
+
+def test_a_name_without_value_equals_a_name_with_an_empty_value() -> None:
+    assert canonical_query(b"a") == canonical_query(b"a=")
+
+
+def test_a_name_with_a_value_differs_from_the_bare_name() -> None:
+    assert canonical_query(b"a=1") != canonical_query(b"a")
+
+
+@pytest.mark.parametrize("query", [b"&a=1&&b=2&", b"a=1&&&b=2", b"&&a=1&b=2"])
+def test_empty_segments_are_ignored(query: bytes) -> None:
+    assert canonical_query(query) == canonical_query(b"a=1&b=2")
+
+
+def test_a_query_of_only_separators_equals_no_query() -> None:
+    assert canonical_query(b"&&&") == canonical_query(b"")
+
+
+def test_an_encoded_ampersand_stays_inside_its_value() -> None:
+    assert canonical_query(b"a=1%262") != canonical_query(b"a=1&2")
+
+
+def test_an_encoded_equals_sign_stays_inside_its_name() -> None:
+    assert canonical_query(b"a%3Db=c") != canonical_query(b"a=b%3Dc")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [b"q=%FF", b"q=\xff", b"%FF=%FE", b"\xff\xfe=\xfd", b"q=%", b"q=%G1", b"q=%E2%82"],
+)
+def test_non_utf8_and_malformed_escapes_never_raise(query: bytes) -> None:
+    assert isinstance(canonical_query(query), bytes)
+
+
+def test_non_utf8_values_are_keyed_exactly() -> None:
+    assert canonical_query(b"q=%FF") != canonical_query(b"q=%FE")
+
+
+@pytest.mark.parametrize(("raw", "escaped"), [(b"q=\xff", b"q=%FF"), (b"q=\xc3\xbf", b"q=%C3%BF")])
+def test_a_raw_non_ascii_byte_is_keyed_apart_from_its_percent_escape(
+    raw: bytes, escaped: bytes
+) -> None:
+    # Starlette decodes a raw byte as latin-1 but a %-escape as UTF-8: b"q=\xff" reads "ÿ" while
+    # b"q=%FF" reads "\ufffd", so the two requests must not share a stored response.
+    assert canonical_query(raw) != canonical_query(escaped)
+
+
+def test_a_100_kb_query_string_is_canonicalised() -> None:
+    query = b"&".join(b"p%d=%d" % (i, i) for i in range(12_000))
+    assert len(query) > 100_000
+    shuffled = b"&".join(reversed(query.split(b"&")))
+    assert canonical_query(shuffled) == canonical_query(query)
+
+
+def test_a_single_100_kb_value_is_canonicalised() -> None:
+    assert canonical_query(b"q=" + b"x" * 100_000) != canonical_query(b"q=" + b"x" * 99_999)
+
+
+# entry_key
+
+KEY = re.compile(r"^(?P<prefix>.+):page:[0-9a-f]{32}$")
+
+
+def key(parts: tuple[bytes, ...] = (), headers: tuple[list[bytes] | None, ...] = ()) -> str:
+    return entry_key("asgi-cache", parts, headers)
+
+
+def test_a_key_reads_prefix_page_and_32_hex_digits() -> None:
+    match = KEY.match(entry_key("shop:v1", (b"/products",), [[b"en"]]))
+    assert match is not None
+    assert match["prefix"] == "shop:v1"
+
+
+def test_the_same_components_give_the_same_key() -> None:
+    assert key((b"/a", b"q"), ([b"en"],)) == key((b"/a", b"q"), ([b"en"],))
+
+
+def test_the_prefix_is_part_of_the_key() -> None:
+    assert entry_key("one", (b"/a",), ()) != entry_key("two", (b"/a",), ())
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param((b"ab", b"c"), (b"a", b"bc"), id="boundary-moved"),
+        pytest.param((b"abc", b""), (b"", b"abc"), id="empty-part-moved"),
+        pytest.param((b"a", b""), (b"a",), id="trailing-empty-part"),
+        pytest.param((b"\x00\x00\x00\x01a",), (b"", b"a"), id="part-mimics-a-length-prefix"),
+        pytest.param(
+            (b"/p", canonical_query(b"a=b%26c%3Dd")),
+            (b"/p", canonical_query(b"a=b&c=d")),
+            id="query-value-mimics-a-second-pair",
+        ),
+        pytest.param(
+            (b"/p", canonical_query(b"a=%00%00%00%01b%00%00%00%00")),
+            (b"/p", canonical_query(b"a=&b=")),
+            id="query-value-mimics-length-prefixed-pairs",
+        ),
+    ],
+)
+def test_crafted_parts_cannot_collide(first: tuple[bytes, ...], second: tuple[bytes, ...]) -> None:
+    assert key(first) != key(second)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param(None, [b""], id="absent-vs-empty"),
+        pytest.param(None, [], id="absent-vs-no-values"),
+        pytest.param([], [b""], id="no-values-vs-one-empty"),
+        pytest.param([b"a", b"b"], [b"a, b"], id="two-values-vs-joined-with-comma-space"),
+        pytest.param([b"a", b"b"], [b"a,b"], id="two-values-vs-joined-with-comma"),
+        pytest.param([b"a", b"b"], [b"ab"], id="two-values-vs-concatenated"),
+        pytest.param([b"a", b""], [b"a"], id="trailing-empty-value"),
+        pytest.param([b"\xff\xff\xff\xff"], None, id="value-mimics-the-absent-marker"),
+    ],
+)
+def test_crafted_header_values_cannot_collide(
+    first: list[bytes] | None, second: list[bytes] | None
+) -> None:
+    assert key((b"/p",), (first,)) != key((b"/p",), (second,))
+
+
+def test_which_key_header_holds_a_value_is_part_of_the_key() -> None:
+    assert key((b"/p",), (None, [b"x"])) != key((b"/p",), ([b"x"], None))
+
+
+def test_a_header_value_cannot_pass_for_a_part() -> None:
+    assert key((b"/p", b"en"), ()) != key((b"/p",), ([b"en"],))
+
+
+def test_many_crafted_requests_all_get_distinct_keys() -> None:
+    requests = [
+        ((b"/a", b""), (None,)),
+        ((b"/a", b""), ([b""],)),
+        ((b"/a", b""), ([b"", b""],)),
+        ((b"/a", b""), ([b"x"],)),
+        ((b"/a", b"x"), (None,)),
+        ((b"/ax", b""), (None,)),
+        ((b"/", b"ax"), (None,)),
+        ((b"/a", canonical_query(b"x")), (None,)),
+        ((b"/a", canonical_query(b"x=")), ([b""],)),
+        ((b"/a", canonical_query(b"x=1&y=2")), (None,)),
+        ((b"/a", canonical_query(b"x=1%26y%3D2")), (None,)),
+        ((b"/a", canonical_query(b"x%3D1=y")), (None,)),
+    ]
+    keys = {key(parts, headers) for parts, headers in requests}
+    assert len(keys) == len(requests)
