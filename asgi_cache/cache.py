@@ -89,13 +89,13 @@ class Cache:
     def from_url(cls, url: str, **kwargs: Any) -> Cache:
         """A cache on the store a URL names: ``memory://`` or ``redis://...``.
 
-        ``rediss://``, ``unix://`` and ``redis+cluster://`` work too; keyword
-        arguments go to :class:`Cache`.
+        ``rediss://`` (TLS) and ``unix://`` work too; ``?cluster=true`` makes it
+        a Redis Cluster client.  Keyword arguments go to :class:`Cache`.
         """
         scheme = url.partition("://")[0].lower()
         if scheme == "memory":
             return cls(MemoryStore(), **kwargs)
-        if scheme in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
+        if scheme in ("redis", "rediss", "unix"):
             from asgi_cache.stores.redis import RedisStore
 
             return cls(RedisStore.from_url(url), **kwargs)

@@ -33,7 +33,7 @@ from asgi_cache.policy import (
     unstorable_reason,
 )
 from asgi_cache.routes import ReadRoute, RouteTable, compile_routes, find_routes
-from asgi_cache.stores.base import Fence
+from asgi_cache.stores.base import Fence, StoreError
 
 __all__ = ["CacheMiddleware"]
 
@@ -48,6 +48,15 @@ _MISS = b"asgi-cache; fwd=uri-miss"
 _NOT_MODIFIED_FIELDS = frozenset(
     {b"cache-control", b"content-location", b"date", b"etag", b"expires", b"vary"}
 )
+
+
+def _store_failed(operation: str, exc: Exception) -> None:
+    """Log a store failure: a :class:`StoreError` was already reported by its
+    store (once per outage, not per request), anything else is unexpected."""
+    if isinstance(exc, StoreError):
+        logger.debug("asgi-cache: store %s failed: %s", operation, exc)
+    else:
+        logger.warning("asgi-cache: store %s failed: %r", operation, exc, exc_info=exc)
 
 
 def _route_path(scope: Scope) -> str:
@@ -190,7 +199,7 @@ class CacheMiddleware:
             try:
                 data = await store.get(key)
             except Exception as exc:
-                logger.warning("asgi-cache: store get failed: %r", exc)
+                _store_failed("get", exc)
                 await self._forward(scope, receive, send, b"detail=store-unavailable")
                 return
             if data is not None:
@@ -213,7 +222,7 @@ class CacheMiddleware:
         try:
             fence: Fence | None = await store.fence(tags)
         except Exception as exc:
-            logger.warning("asgi-cache: store fence failed: %r", exc)
+            _store_failed("fence", exc)
             await self._forward(scope, receive, send, b"detail=store-unavailable", fwd=_MISS)
             return
         fwd = _MISS if forced is None else b"asgi-cache; fwd=request"
@@ -252,8 +261,8 @@ class CacheMiddleware:
                 try:
                     removed = await cache.store.invalidate(tags)
                     logger.debug("asgi-cache: %s invalidated %d entries", scope["path"], removed)
-                except Exception as exc:
-                    logger.warning("asgi-cache: invalidation of %s failed: %r", tags, exc)
+                except Exception as exc:  # stale entries may remain: always worth a warning
+                    logger.warning("asgi-cache: invalidation of %s failed: %s", tags, exc)
             await send(message)
 
         await self.app(scope, receive, send_after_invalidating)
@@ -409,7 +418,7 @@ class _Responder:
         try:
             return await cache.store.set(self.key, encode(entry), ttl, self.tags, self.fence)
         except Exception as exc:
-            logger.warning("asgi-cache: store set failed: %r", exc)
+            _store_failed("set", exc)
             return False
 
 

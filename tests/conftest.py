@@ -1,4 +1,8 @@
-"""Shared fixtures: stores over memory and over a real redis-server the suite starts."""
+"""Shared fixtures: stores over memory, a real redis-server and a real Redis Cluster.
+
+The Redis servers are started by the suite itself on free loopback ports (see
+``tests/fixtures_redis.py``); nothing here touches a Redis it did not start.
+"""
 
 from __future__ import annotations
 
@@ -16,27 +20,29 @@ _prefixes = itertools.count()
 StoreFactory = Callable[[], Store]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", pytest.param("cluster", marks=pytest.mark.cluster)])
 async def store_factory(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
-    """Builds fresh stores of each kind in the test's event loop; closes them after."""
-    made: list[Store] = []
+    """Stores of each kind, made in the test's event loop and closed after it.
+
+    Memory stores are fresh per call; Redis kinds share one connected store per
+    test (each cache gets its own prefix), so a cluster's slot discovery is
+    done once, before the test starts.
+    """
     if request.param == "memory":
-        build: StoreFactory = MemoryStore
-    else:
-        from asgi_cache.stores.redis import RedisStore
+        yield MemoryStore
+        return
+    from asgi_cache.stores.redis import RedisStore
+    from tests.fixtures_redis import FIXTURE_TIMEOUT
 
-        url = request.getfixturevalue("redis_server").url
-
-        def build() -> Store:
-            return RedisStore.from_url(url)
-
-    def factory() -> Store:
-        made.append(build())
-        return made[-1]
-
-    yield factory
-    for store in made:
-        await store.aclose()
+    server = request.getfixturevalue(
+        "redis_server" if request.param == "redis" else "redis_cluster"
+    )
+    cluster = request.param == "cluster"
+    store = RedisStore.from_url(server.url, cluster=cluster, timeout=FIXTURE_TIMEOUT)
+    if cluster:
+        await store.client.initialize()  # type: ignore[union-attr]
+    yield lambda: store
+    await store.aclose()
 
 
 @pytest.fixture
