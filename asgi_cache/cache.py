@@ -7,6 +7,7 @@ route) and, through :func:`get_cache`, from inside any route.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -68,7 +69,7 @@ class Cache:
         if not isinstance(prefix, str) or not prefix:
             raise ValueError("Cache: prefix must be a non-empty string")
         if isinstance(default_ttl, bool) or not (
-            isinstance(default_ttl, (int, float)) and default_ttl > 0
+            isinstance(default_ttl, (int, float)) and 0 < default_ttl < math.inf
         ):
             raise ValueError(f"Cache: default_ttl must be positive seconds, got {default_ttl!r}")
         self.vary = _header_names("vary", vary)

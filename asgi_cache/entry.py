@@ -10,6 +10,7 @@ which callers treat as a miss.
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import NamedTuple
 
@@ -93,7 +94,7 @@ def decode(data: bytes) -> Entry:
             offset = value_end
     except struct.error as exc:
         raise CorruptEntry("header table is truncated") from exc
-    if not 100 <= status <= 599 or not fresh_for >= 0.0 or stored_at != stored_at:
+    if not 100 <= status <= 599 or not 0.0 <= fresh_for < math.inf or not math.isfinite(stored_at):
         raise CorruptEntry("entry fields are out of range")
     if size - offset != body_len:
         raise CorruptEntry("body length does not match")

@@ -35,8 +35,8 @@ def canonical_query(query: bytes) -> bytes:
     for part in query.split(b"&"):
         if not part:
             continue
-        name, _, value = part.replace(b"+", b" ").decode("latin-1").partition("=")
-        pairs.append((unquote_to_bytes(name), unquote_to_bytes(value)))
+        raw_name, _, raw_value = part.replace(b"+", b" ").decode("latin-1").partition("=")
+        pairs.append((unquote_to_bytes(raw_name), unquote_to_bytes(raw_value)))
     pairs.sort(key=lambda pair: pair[0])
     out = bytearray()
     for name, value in pairs:

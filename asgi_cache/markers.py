@@ -10,6 +10,7 @@ endpoint.
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -145,7 +146,7 @@ def _cache_rule(
     """Check ``@cached``'s arguments; errors name the decorated function."""
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
         raise TypeError(f"{owner}: ttl must be a number of seconds, got {ttl!r}")
-    if ttl is not None and not ttl > 0:
+    if ttl is not None and not 0 < ttl < math.inf:
         raise ValueError(f"{owner}: ttl must be a positive number of seconds, got {ttl!r}")
     if isinstance(vary, str):
         raise TypeError(f"{owner}: vary must be a tuple of header names, not one string")

@@ -117,12 +117,12 @@ class CacheMiddleware:
         await self.app(scope, receive, send)
 
     def _compile(self, scope: Scope) -> RouteTable:
-        routes = find_routes(self.app)
+        routes, compressed = find_routes(self.app)
         if routes is None:
-            routes = find_routes(scope.get("app"))
+            routes, _ = find_routes(scope.get("app"))
         if routes is None:
             logger.warning("asgi-cache: no routing table found below the middleware")
-        self._table = compile_routes(routes or [], self.cache)
+        self._table = compile_routes(routes or [], self.cache, compressed=compressed)
         return self._table
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -185,7 +185,7 @@ class CacheMiddleware:
                 await self._forward(scope, receive, send, b"detail=key-error")
                 return
 
-        codings = accepted_codings(accept_encoding)
+        codings = accepted_codings(accept_encoding) if route.key_codings else b""
         parts = (
             scope.get("root_path", "").encode("utf-8", "surrogatepass"),
             route_path.encode("utf-8", "surrogatepass"),

@@ -30,6 +30,9 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 Headers = list[tuple[bytes, bytes]]
 
+#: RFC 9111 §1.2.2: a delta-seconds too large to hold is taken as 2**31.
+MAX_LIFETIME = 2.0**31
+
 
 def unstorable_reason(
     status: int,
@@ -43,8 +46,8 @@ def unstorable_reason(
     ``private`` (§5.2.2.5, §5.2.2.7); ``no-cache`` (§5.2.2.4) forbids reuse
     without revalidation, which this cache does not do, so it is not stored
     either.  ``Set-Cookie`` is never replayed to other clients.  ``Vary``
-    (§4.1) may only name headers that are part of the key (``Accept-Encoding``
-    always is, in normalised form); ``Vary: *`` never matches.
+    (§4.1) may only name headers that are part of the key; ``Vary: *`` never
+    matches.
     """
     if status not in statuses or status >= 500:
         return "status"
@@ -65,7 +68,7 @@ def unstorable_reason(
                 return directive
     if vary:
         for field in parse_vary(vary):
-            if field != "accept-encoding" and field not in key_headers:
+            if field not in key_headers:
                 return "vary"
     return None
 
@@ -87,7 +90,9 @@ def freshness_lifetime(ttl: float | None, headers: Headers, default_ttl: float) 
             if raw is not None:
                 # RFC 9111 §1.2.2: delta-seconds is plain digits; anything else
                 # is invalid and §4.2.1 treats the response as stale.
-                return float(raw) if raw.isascii() and raw.isdigit() else 0.0
+                if not (raw.isascii() and raw.isdigit()):
+                    return 0.0
+                return min(float(raw), MAX_LIFETIME)
     return default_ttl
 
 

@@ -107,7 +107,8 @@ class ReadRoute(_Tagged):
     statuses: frozenset[int]
     max_body_size: int
     cache_control: bytes | None
-    key_header_names: frozenset[str]
+    key_header_names: frozenset[str]  # what a response's Vary may name
+    key_codings: bool  # whether accepted content codings split the key
 
 
 @dataclass(slots=True)
@@ -204,9 +205,11 @@ def _write_route(flat: _Flat, method: str, rule: InvalidationRule) -> WriteRoute
     return WriteRoute(flat.regex, _fill_tags(flat, rule.tags, label), label)
 
 
-def _read_route(flat: _Flat, rule: CacheRule, cache: Cache) -> ReadRoute:
+def _read_route(flat: _Flat, rule: CacheRule, cache: Cache, compressed: bool) -> ReadRoute:
     label = _label("GET", flat)
     names = set(cache.vary) | set(rule.vary)
+    key_codings = compressed or "accept-encoding" in names
+    names.discard("accept-encoding")  # keyed in normalised form, see accepted_codings
     keyed = names if rule.key is None else names | set(cache.credential_headers)
     return ReadRoute(
         regex=flat.regex,
@@ -220,7 +223,8 @@ def _read_route(flat: _Flat, rule: CacheRule, cache: Cache) -> ReadRoute:
         statuses=rule.statuses if rule.statuses is not None else cache.statuses,
         max_body_size=rule.max_body_size or cache.max_body_size,
         cache_control=None if rule.cache_control is None else rule.cache_control.encode("latin-1"),
-        key_header_names=frozenset(names),
+        key_header_names=frozenset(names | {"accept-encoding"} if key_codings else names),
+        key_codings=key_codings,
     )
 
 
@@ -248,20 +252,34 @@ def _flatten(routes: Sequence[BaseRoute], prefix: str) -> Iterator[_Flat]:
             yield _Flat("/{path:path}", None, None)
 
 
-def find_routes(app: Any) -> Sequence[BaseRoute] | None:
-    """The routing table below ``app``: follows the ``.app`` chain of middleware."""
+def find_routes(app: Any) -> tuple[Sequence[BaseRoute] | None, bool]:
+    """The routing table below ``app``, following the ``.app`` chain of
+    middleware, and whether a compressing middleware (a class named like
+    ``GZipMiddleware`` or ``BrotliMiddleware``) stands on the way."""
+    compressed = False
     for _ in range(100):
         routes = getattr(app, "routes", None)
         if isinstance(routes, list):
-            return routes
+            return routes, compressed
+        name = type(app).__name__.lower()
+        compressed = compressed or any(word in name for word in _COMPRESSORS)
         app = getattr(app, "app", None)
         if app is None:
-            return None
-    return None
+            break
+    return None, compressed
 
 
-def compile_routes(routes: Sequence[BaseRoute], cache: Cache) -> RouteTable:
-    """Flatten and check the markers; :class:`CacheConfigError` names a bad route."""
+_COMPRESSORS = ("gzip", "brotli", "compress", "zstd", "deflate")
+
+
+def compile_routes(
+    routes: Sequence[BaseRoute], cache: Cache, *, compressed: bool = False
+) -> RouteTable:
+    """Flatten and check the markers; :class:`CacheConfigError` names a bad route.
+
+    ``compressed`` says a compressing middleware sits between the cache and the
+    routes: bodies then depend on ``Accept-Encoding``, which joins every key.
+    """
     flats = list(_flatten(routes, ""))
     reads: list[ReadRoute | None] = []
     writes: list[dict[str, WriteRoute]] = []
@@ -275,5 +293,5 @@ def compile_routes(routes: Sequence[BaseRoute], cache: Cache) -> RouteTable:
         writes.append(found)
         if flat.methods is None or "GET" in flat.methods:
             rule = cache_rule(flat.endpoint, "GET") if flat.endpoint else None
-            reads.append(None if rule is None else _read_route(flat, rule, cache))
+            reads.append(None if rule is None else _read_route(flat, rule, cache, compressed))
     return RouteTable(flats, reads, writes)

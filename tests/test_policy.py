@@ -106,8 +106,12 @@ def test_vary_on_one_key_header_and_one_other_is_refused() -> None:
 
 
 @pytest.mark.parametrize("vary", [b"accept-encoding", b"Accept-Encoding", b" ACCEPT-ENCODING "])
-def test_vary_on_accept_encoding_may_be_stored(vary: bytes) -> None:
-    assert reason([(b"vary", vary)]) is None
+def test_vary_on_accept_encoding_may_be_stored_when_codings_are_keyed(vary: bytes) -> None:
+    assert reason([(b"vary", vary)], key_headers=frozenset({"accept-encoding"})) is None
+
+
+def test_vary_on_accept_encoding_is_refused_when_codings_are_not_keyed() -> None:
+    assert reason([(b"vary", b"accept-encoding")]) == "vary"
 
 
 @pytest.mark.parametrize(
@@ -119,7 +123,7 @@ def test_vary_on_accept_encoding_may_be_stored(vary: bytes) -> None:
     ],
 )
 def test_vary_on_key_headers_may_be_stored(headers: Headers) -> None:
-    key_headers = frozenset({"accept-language", "x-tenant"})
+    key_headers = frozenset({"accept-language", "x-tenant", "accept-encoding"})
     assert reason(headers, key_headers=key_headers) is None
 
 

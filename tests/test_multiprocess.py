@@ -1,0 +1,216 @@
+"""Two uvicorn workers share one Redis cache: ``examples/redis_app.py`` over real sockets.
+
+Every request opens a new connection (``Connection: close``), so the kernel
+hands successive requests to whichever worker accepts first and both workers
+get some.  ``x-worker-pid`` says which worker answered; ``served_by`` in a
+product's body says which worker computed it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.redis_servers import RedisServer
+
+ROOT = Path(__file__).resolve().parents[1]
+STARTUP_TIMEOUT = 15.0
+#: Bounds of every request loop below: requests and seconds.
+MAX_REQUESTS = 200
+MAX_SECONDS = 20.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's whole process group (manager and workers), then SIGKILL."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    try:  # workers that outlived their manager, or a manager that did not stop
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The base URL of ``examples.redis_app:app`` under ``uvicorn --workers 2``."""
+    with redis.Redis.from_url(redis_server.url) as client:  # leftovers of an earlier test
+        for key in client.scan_iter(match="shop:*", count=1000):
+            client.unlink(key)
+    port = free_port()
+    log = tmp_path_factory.mktemp("uvicorn-workers") / "output.log"
+    env = {**os.environ, "ASGI_CACHE_URL": redis_server.url}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "examples.redis_app:app",
+        "--workers",
+        "2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so the workers go with it
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"uvicorn exited with {process.returncode}:\n{log.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"uvicorn did not accept connections within {STARTUP_TIMEOUT} s:\n"
+                        f"{log.read_text()}"
+                    )
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_group(process)
+        with redis.Redis.from_url(redis_server.url) as client:
+            for key in client.scan_iter(match="shop:*", count=1000):
+                client.unlink(key)
+
+
+@pytest.fixture(scope="module")
+def client(server: str) -> Iterator[httpx.Client]:
+    """A client that opens a new connection per request, so requests spread over workers."""
+    with httpx.Client(base_url=server, timeout=10, headers={"connection": "close"}) as client:
+        yield client
+
+
+def requests_until(client: httpx.Client, path: str) -> Iterator[httpx.Response]:
+    """GET ``path`` over fresh connections, at most MAX_REQUESTS times in MAX_SECONDS."""
+    deadline = time.monotonic() + MAX_SECONDS
+    for _ in range(MAX_REQUESTS):
+        if time.monotonic() > deadline:
+            return
+        response = client.get(path)
+        assert response.status_code == 200, response.text
+        yield response
+
+
+def worker_pid(response: httpx.Response) -> int:
+    return int(response.headers["x-worker-pid"])
+
+
+@pytest.fixture(scope="module")
+def workers(client: httpx.Client) -> set[int]:
+    """The pids of the two workers, once each has answered ``/whoami``."""
+    seen: set[int] = set()
+    for response in requests_until(client, "/whoami"):
+        assert response.json()["pid"] == worker_pid(response)
+        assert "cache-status" not in response.headers  # not a cached route
+        seen.add(worker_pid(response))
+        if len(seen) == 2:
+            return seen
+    pytest.fail(
+        f"only workers {seen} answered {MAX_REQUESTS} requests over new connections "
+        f"in {MAX_SECONDS} s: requests do not spread over the two workers"
+    )
+
+
+def test_requests_over_new_connections_reach_both_workers(workers: set[int]) -> None:
+    assert len(workers) == 2
+
+
+def test_an_entry_stored_by_one_worker_is_served_by_the_other(
+    client: httpx.Client, workers: set[int]
+) -> None:
+    first = client.get("/products/1")
+    assert first.status_code == 200
+    assert first.headers["cache-status"] == "asgi-cache; fwd=uri-miss; stored"
+    computed_by = first.json()["served_by"]
+    assert computed_by == worker_pid(first)
+    other = (workers - {computed_by}).pop()
+
+    for response in requests_until(client, "/products/1"):
+        assert response.headers["cache-status"].startswith("asgi-cache; hit")
+        assert response.content == first.content  # always the stored body
+        if worker_pid(response) == other:
+            assert response.json()["served_by"] == computed_by
+            return
+    pytest.fail(f"no hit on /products/1 was answered by worker {other} within the bounds")
+
+
+def test_after_a_put_every_worker_serves_the_new_data(
+    client: httpx.Client, workers: set[int]
+) -> None:
+    before = client.get("/products/2")
+    assert before.json()["name"] == "cherry"
+    # Make sure a stale entry is there to be invalidated: the next GET is a hit.
+    assert client.get("/products/2").headers["cache-status"].startswith("asgi-cache; hit")
+
+    put = client.put("/products/2", params={"name": "new"})
+    assert put.status_code == 200
+
+    answered_by: set[int] = set()
+    statuses: list[str] = []
+    for response in requests_until(client, "/products/2"):
+        assert response.json()["name"] == "new", (
+            f"worker {worker_pid(response)} served stale data after the PUT returned: "
+            f"{response.json()} ({response.headers['cache-status']})"
+        )
+        statuses.append(response.headers["cache-status"])
+        answered_by.add(worker_pid(response))
+        if answered_by == workers:
+            break
+    assert answered_by == workers, f"only {answered_by} answered after the PUT"
+    assert statuses[0] == "asgi-cache; fwd=uri-miss; stored"  # the PUT removed the entry
+    assert all(status.startswith("asgi-cache; hit") for status in statuses[1:])
+
+
+def test_after_a_put_every_worker_serves_the_new_product_list(
+    client: httpx.Client, workers: set[int]
+) -> None:
+    assert "3" not in client.get("/products").json()["products"]  # stored, or a hit
+    assert client.get("/products").headers["cache-status"].startswith("asgi-cache; hit")
+
+    assert client.put("/products/3", params={"name": "fig"}).status_code == 200
+
+    answered_by: set[int] = set()
+    for response in requests_until(client, "/products"):
+        assert response.json()["products"].get("3") == "fig"
+        answered_by.add(worker_pid(response))
+        if answered_by == workers:
+            break
+    assert answered_by == workers, f"only {answered_by} answered after the PUT"

@@ -1,0 +1,177 @@
+"""A real uvicorn, started on a free loopback port, spoken to over a real socket."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STARTUP_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def uvicorn_command(app: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--lifespan",
+        "on",
+    ]
+
+
+def server_env() -> dict[str, str]:
+    """The environment without ``ASGI_CACHE_URL``, so the default cache is used."""
+    env = {k: v for k, v in os.environ.items() if k != "ASGI_CACHE_URL"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def wait_until_accepting(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"uvicorn exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(
+        f"uvicorn did not accept connections within {STARTUP_TIMEOUT} s:\n{log.read_text()}"
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of ``tests.served_app:app`` under uvicorn; the server is always stopped."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("uvicorn") / "output.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            uvicorn_command("tests.served_app:app", port),
+            cwd=ROOT,
+            env=server_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_accepting(process, port, log)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def client(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=10) as client:
+        yield client
+
+
+def test_a_miss_then_a_hit_with_the_same_body_and_an_age(client: httpx.Client) -> None:
+    miss = client.get("/products/1")
+    hit = client.get("/products/1")
+    assert miss.status_code == hit.status_code == 200
+    assert miss.headers["cache-status"] == "asgi-cache; fwd=uri-miss; stored"
+    assert hit.headers["cache-status"].startswith("asgi-cache; hit")
+    assert "age" in hit.headers
+    assert int(hit.headers["age"]) >= 0
+    assert hit.content == miss.content
+    assert hit.json()["executions"] == 1
+    assert client.get("/calls").json()["product1"] == 1
+
+
+def test_a_write_invalidates_and_the_next_read_is_fresh(client: httpx.Client) -> None:
+    assert client.get("/products/2").json()["name"] == "pear"
+    assert "hit" in client.get("/products/2").headers["cache-status"]
+    put = client.put("/products/2", params={"name": "plum"})
+    after = client.get("/products/2")
+    assert put.status_code == 200
+    assert after.json()["name"] == "plum"
+    assert after.headers["cache-status"] == "asgi-cache; fwd=uri-miss; stored"
+    assert after.json()["executions"] == 2
+
+
+def test_head_is_answered_from_the_get_entry_without_a_body(client: httpx.Client) -> None:
+    get = client.get("/products/3")
+    head = client.head("/products/3")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"] == str(len(get.content))
+    assert head.headers["cache-status"].startswith("asgi-cache; hit")
+    assert client.get("/calls").json()["product3"] == 1
+
+
+def raw_get(server: str, target: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+    """One ``GET target`` written byte for byte on a socket (httpx refuses URLs over 64 KB)."""
+    host, _, port = server.removeprefix("http://").partition(":")
+    request = b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (
+        target,
+        server.removeprefix("http://").encode(),
+    )
+    chunks: list[bytes] = []
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status_line, *lines = head.split(b"\r\n")
+    headers = dict(line.lower().split(b": ", 1) for line in lines)
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    "query",
+    [b"q=" + b"x" * 100_000, b"q=%FF", b"q=\xff\xfe", b"q=%FF%FE&r=%C3%28", b"%zz=%"],
+    ids=["100-KB", "%FF", "raw-bytes", "invalid-utf-8", "bad-escapes"],
+)
+def test_awkward_query_strings_never_get_a_5xx(server: str, query: bytes) -> None:
+    first = raw_get(server, b"/counted?" + query)
+    second = raw_get(server, b"/counted?" + query)
+    for status, _, _ in (first, second):
+        # uvicorn may refuse an over-long request line itself (4xx); never a 5xx.
+        assert status < 500
+    if first[0] == 200:
+        assert second[0] == 200
+        assert second[1][b"cache-status"].startswith(b"asgi-cache; hit")
+        assert second[2] == first[2]
+
+
+def test_a_marker_that_does_not_fit_its_route_stops_uvicorn_at_startup() -> None:
+    completed = subprocess.run(
+        uvicorn_command("tests.misconfigured_app:app", free_port()),
+        cwd=ROOT,
+        env=server_env(),
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    stderr = completed.stderr.decode("utf-8", "replace")
+    assert completed.returncode != 0
+    assert "/misconfigured/{pid}" in stderr
+    assert "CacheConfigError" in stderr
+    assert "sku" in stderr
