@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 from asgi_cache.headers import is_token
 from asgi_cache.keys import path_tag, tag_key
 from asgi_cache.policy import DEFAULT_STATUSES
+from asgi_cache.stats import CacheStats
 from asgi_cache.stores.base import Store
 from asgi_cache.stores.memory import MemoryStore
 
@@ -50,6 +51,22 @@ class Cache:
         no-cache`` (fetch anew and store) and ``no-store`` (bypass), as RFC 9111
         §5.2.1 describes.  Off by default, like Varnish: a browser reload must
         not be able to push load through to the database.
+    :param coalesce: when several requests miss on the same key at once, let
+        one reach the application and answer the others from its response
+        (across processes too, with a store that supports locks, like Redis).
+    :param coalesce_wait: the longest a request waits for another one's
+        response before going to the application itself (a leader that crashed
+        or hangs blocks nobody for longer).
+    :param stale_while_revalidate: seconds after expiry during which a stale
+        entry is served at once while one background request refreshes it
+        (RFC 5861); a route's marker or the response's own ``Cache-Control``
+        can set it per route.
+    :param stale_if_error: seconds after expiry during which a stale entry is
+        served when the application raises, answers 5xx or exceeds
+        ``origin_timeout`` (RFC 5861).
+    :param origin_timeout: with a stale entry to fall back on, how long the
+        application may take to start its response before the stale entry is
+        served instead (``None``: no limit).
     :param clock: wall-clock time in seconds; injectable for tests.
     """
 
@@ -64,6 +81,11 @@ class Cache:
         statuses: Iterable[int] = DEFAULT_STATUSES,
         max_body_size: int = 1024 * 1024,
         honor_request_cache_control: bool = False,
+        coalesce: bool = True,
+        coalesce_wait: float = 5.0,
+        stale_while_revalidate: float = 0.0,
+        stale_if_error: float = 0.0,
+        origin_timeout: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(prefix, str) or not prefix:
@@ -79,12 +101,28 @@ class Cache:
             raise ValueError("Cache: statuses must be 1xx-4xx codes (5xx is never cached)")
         if not (isinstance(max_body_size, int) and max_body_size > 0):
             raise ValueError("Cache: max_body_size must be a positive number of bytes")
+        for name, seconds in (
+            ("coalesce_wait", coalesce_wait),
+            ("stale_while_revalidate", stale_while_revalidate),
+            ("stale_if_error", stale_if_error),
+            ("origin_timeout", 1.0 if origin_timeout is None else origin_timeout),
+        ):
+            if isinstance(seconds, bool) or not (
+                isinstance(seconds, (int, float)) and 0 <= seconds < math.inf
+            ):
+                raise ValueError(f"Cache: {name} must be a finite number of seconds >= 0")
         self.store: Store = store if store is not None else MemoryStore()
         self.prefix = prefix
         self.default_ttl = float(default_ttl)
         self.max_body_size = max_body_size
         self.honor_request_cache_control = honor_request_cache_control
+        self.coalesce = coalesce
+        self.coalesce_wait = float(coalesce_wait)
+        self.stale_while_revalidate = float(stale_while_revalidate)
+        self.stale_if_error = float(stale_if_error)
+        self.origin_timeout = origin_timeout
         self.clock = clock
+        self.counters = CacheStats()
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Cache:
@@ -107,6 +145,7 @@ class Cache:
         if not tags:
             return 0
         removed = await self.store.invalidate([tag_key(self.prefix, tag) for tag in tags])
+        self.counters.invalidations += removed
         logger.debug("asgi-cache: invalidated tags %s (%d entries)", tags, removed)
         return removed
 
@@ -116,12 +155,19 @@ class Cache:
         ``path`` is the path the routes see (without the ``root_path``).
         """
         removed = await self.store.invalidate([path_tag(self.prefix, path)])
+        self.counters.invalidations += removed
         logger.debug("asgi-cache: invalidated path %s (%d entries)", path, removed)
         return removed
 
     async def clear(self) -> int:
         """Remove everything under this cache's prefix, and nothing else."""
         return await self.store.clear(self.prefix + ":")
+
+    def stats(self) -> dict[str, object]:
+        """Counters since start: hits, misses, stores, bypasses by reason,
+        collapsed, stale served, invalidations, store errors, plus what the
+        store reports of itself (bytes, entries and evictions for memory)."""
+        return {**self.counters.snapshot(), **self.store.stats()}
 
     async def aclose(self) -> None:
         """Release the store's connections (the middleware does it at shutdown)."""

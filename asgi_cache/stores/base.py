@@ -72,5 +72,25 @@ class Store(abc.ABC):
     async def clear(self, prefix: str) -> int:
         """Remove every key that starts with ``prefix``; return how many."""
 
+    def stats(self) -> dict[str, int]:
+        """What the store knows of itself (sizes, evictions); empty by default."""
+        return {}
+
+    async def acquire(self, name: str, token: str, ttl: float) -> bool:
+        """Take the lock ``name`` for ``ttl`` seconds unless another holder has it.
+
+        Locks let requests in *other processes* wait for one leader to compute
+        a response (request coalescing).  A per-process store has no other
+        processes to coordinate with, so the default always succeeds; the
+        lock expires by itself, so a crashed holder blocks nobody for long.
+        """
+        return True
+
+    async def release(self, name: str, token: str) -> None:  # noqa: B027 - optional hook
+        """Release ``name`` if ``token`` still holds it (never someone else's)."""
+
+    async def wait_released(self, name: str, timeout: float) -> None:  # noqa: B027
+        """Return once ``name`` is free, or after ``timeout`` seconds."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections or other resources; the store is unusable afterwards."""

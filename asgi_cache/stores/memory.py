@@ -106,6 +106,10 @@ class MemoryStore(Store):
         """How many unexpired entries were dropped to make room."""
         return self._evictions
 
+    def stats(self) -> dict[str, int]:
+        """``bytes`` (estimated, see :attr:`bytes_used`), ``entries`` and ``evictions``."""
+        return {"bytes": self._bytes, "entries": self.entries, "evictions": self.evictions}
+
     async def get(self, key: str) -> bytes | None:
         entry = self._entries.get(key)
         if entry is None:

@@ -144,6 +144,11 @@ redis.call('UNLINK', KEYS[1])
 return members
 """
 
+_RELEASE_SCRIPT = """\
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 _SCRIPTS = {
     script: hashlib.sha1(script.encode()).hexdigest()
     for script in (_INDEX_SCRIPT, _INVALIDATE_SCRIPT)
@@ -458,6 +463,44 @@ class RedisStore(Store):
                     await aclose()
 
         return await self._guard("clear", call, per_round_trip=True)
+
+    async def acquire(self, name: str, token: str, ttl: float) -> bool:
+        """``SET name token NX PX ttl``: one round trip, expiring by itself."""
+
+        async def call() -> bool:
+            reply = await self._client.set(name, token, nx=True, px=max(1, int(ttl * 1000)))
+            return bool(reply)
+
+        return await self._guard("acquire", call)
+
+    async def release(self, name: str, token: str) -> None:
+        """Delete ``name`` only if ``token`` still holds it (an atomic script)."""
+
+        async def call() -> None:
+            await self._client.eval(_RELEASE_SCRIPT, 1, name, token)
+
+        await self._guard("release", call)
+
+    async def wait_released(self, name: str, timeout: float) -> None:
+        """Poll ``EXISTS name`` with a backoff from 5 ms to 100 ms, at most ``timeout``.
+
+        Only one request per process polls for a given lock (the others wait
+        on it in-process), so this costs Redis a handful of cheap commands per
+        coalesced miss, not one per waiting request.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = 0.005
+
+        async def call() -> bool:
+            return bool(await self._client.exists(name))
+
+        while await self._guard("wait", call):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.1)
 
     async def aclose(self) -> None:
         """Close the client if :meth:`from_url` created it; a caller's client stays open."""
