@@ -17,8 +17,9 @@ from typing import NamedTuple
 __all__ = ["CorruptEntry", "Entry", "decode", "encode"]
 
 _MAGIC = b"AC\x01"
-# magic, status, stored_at (unix seconds), fresh_for (seconds), header count, body length
-_HEAD = struct.Struct("!3sHddHI")
+# magic, status, stored_at (unix seconds), fresh_for, stale_while_revalidate,
+# stale_if_error (seconds), header count, body length
+_HEAD = struct.Struct("!3sHddddHI")
 _FIELD = struct.Struct("!HI")  # one header: name length, value length
 
 Headers = list[tuple[bytes, bytes]]
@@ -41,6 +42,8 @@ class Entry(NamedTuple):
     body: bytes
     stored_at: float
     fresh_for: float
+    stale_while_revalidate: float = 0.0  #: seconds after expiry it may be served while refreshed
+    stale_if_error: float = 0.0  #: seconds after expiry it may stand in for a failing app
 
     def age(self, now: float) -> float:
         """Seconds since the entry was stored (never negative, despite clock skew)."""
@@ -57,6 +60,8 @@ def encode(entry: Entry) -> bytes:
             entry.status,
             entry.stored_at,
             entry.fresh_for,
+            entry.stale_while_revalidate,
+            entry.stale_if_error,
             len(entry.headers),
             len(entry.body),
         )
@@ -72,7 +77,7 @@ def encode(entry: Entry) -> bytes:
 def decode(data: bytes) -> Entry:
     """Parse :func:`encode`'s output; raise :class:`CorruptEntry` on anything else."""
     try:
-        magic, status, stored_at, fresh_for, count, body_len = _HEAD.unpack_from(data)
+        magic, status, stored_at, fresh_for, swr, sie, count, body_len = _HEAD.unpack_from(data)
     except (struct.error, TypeError) as exc:
         raise CorruptEntry("entry header is truncated or not bytes") from exc
     if magic != _MAGIC:
@@ -94,8 +99,12 @@ def decode(data: bytes) -> Entry:
             offset = value_end
     except struct.error as exc:
         raise CorruptEntry("header table is truncated") from exc
-    if not 100 <= status <= 599 or not 0.0 <= fresh_for < math.inf or not math.isfinite(stored_at):
+    if (
+        not 100 <= status <= 599
+        or not math.isfinite(stored_at)
+        or not all(0.0 <= seconds < math.inf for seconds in (fresh_for, swr, sie))
+    ):
         raise CorruptEntry("entry fields are out of range")
     if size - offset != body_len:
         raise CorruptEntry("body length does not match")
-    return Entry(status, headers, data[offset:], stored_at, fresh_for)
+    return Entry(status, headers, data[offset:], stored_at, fresh_for, swr, sie)

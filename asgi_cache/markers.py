@@ -42,6 +42,8 @@ class CacheRule:
     statuses: frozenset[int] | None
     cache_control: str | None
     max_body_size: int | None
+    stale_while_revalidate: float | None = None
+    stale_if_error: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,8 @@ def cached(
     statuses: Iterable[int] | None = None,
     cache_control: str | None = None,
     max_body_size: int | None = None,
+    stale_while_revalidate: float | None = None,
+    stale_if_error: float | None = None,
 ) -> Callable[[F], F]:
     """Mark a GET route as cached.
 
@@ -111,6 +115,13 @@ def cached(
         receive on stored responses (``"public, max-age=30"``).  Unset, the
         application's own header passes through unchanged.
     :param max_body_size: largest body stored, in bytes (default: the cache's).
+    :param stale_while_revalidate: seconds after expiry during which the stale
+        entry is served at once while one background request refreshes it.
+        ``None``: the response's ``Cache-Control: stale-while-revalidate=N``,
+        else the cache's default (RFC 5861).
+    :param stale_if_error: seconds after expiry during which the stale entry
+        is served if the application raises, answers 5xx or times out.
+        ``None``: the response's ``stale-if-error=N``, else the cache's default.
     """
 
     def mark(fn: F) -> F:
@@ -126,6 +137,8 @@ def cached(
                 statuses,
                 cache_control,
                 max_body_size,
+                stale_while_revalidate,
+                stale_if_error,
             ),
         )
         return fn
@@ -142,6 +155,8 @@ def _cache_rule(
     statuses: Iterable[int] | None,
     cache_control: str | None,
     max_body_size: int | None,
+    stale_while_revalidate: float | None = None,
+    stale_if_error: float | None = None,
 ) -> CacheRule:
     """Check ``@cached``'s arguments; errors name the decorated function."""
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
@@ -170,6 +185,16 @@ def _cache_rule(
         isinstance(max_body_size, bool) or not isinstance(max_body_size, int) or max_body_size <= 0
     ):
         raise ValueError(f"{owner}: max_body_size must be a positive int, got {max_body_size!r}")
+    for name, window in (
+        ("stale_while_revalidate", stale_while_revalidate),
+        ("stale_if_error", stale_if_error),
+    ):
+        if window is not None and (
+            isinstance(window, bool)
+            or not isinstance(window, (int, float))
+            or not 0 <= window < math.inf
+        ):
+            raise ValueError(f"{owner}: {name} must be a finite number of seconds >= 0")
     return CacheRule(
         ttl=None if ttl is None else float(ttl),
         tags=_check_tags(owner, tags),
@@ -178,6 +203,8 @@ def _cache_rule(
         statuses=status_set,
         cache_control=cache_control,
         max_body_size=max_body_size,
+        stale_while_revalidate=stale_while_revalidate,
+        stale_if_error=stale_if_error,
     )
 
 

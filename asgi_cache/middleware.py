@@ -3,10 +3,11 @@
 A pure ASGI middleware.  For a GET or HEAD of a ``@cached`` route it builds the
 key from the raw request, asks the store once, and on a hit sends the stored
 response itself: no routing, no dependency, no serialisation runs.  On a miss
-it runs the application through a :class:`_Responder` that watches the response
-go by and stores it once it is complete and storable.  A successful unsafe
-request (POST, PUT, PATCH, DELETE) invalidates its path and ``@invalidates``
-tags before its response start reaches the client.
+it runs the application through a :class:`~asgi_cache.responder.Responder` that
+watches the response go by and stores it once it is complete and storable;
+concurrent misses on one key are coalesced so only one reaches the application.
+A successful unsafe request (POST, PUT, PATCH, DELETE) invalidates its path and
+``@invalidates`` tags before its response start reaches the client.
 
 The store is never trusted to be up: a failing or slow store turns into a
 bypass, never into an error page.
@@ -14,49 +15,37 @@ bypass, never into an error page.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import math
 import os
-from hashlib import blake2b
+from collections.abc import Callable, Coroutine
+from typing import Any
 
+import anyio
+from anyio.abc import TaskGroup
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_cache.cache import SCOPE_KEY, Cache
-from asgi_cache.entry import CorruptEntry, Entry, decode, encode
-from asgi_cache.headers import accepted_codings, etag_matches
+from asgi_cache.entry import CorruptEntry, Entry, decode
+from asgi_cache.flight import Coalescer, Leadership
+from asgi_cache.headers import accepted_codings
 from asgi_cache.keys import canonical_query, entry_key, path_tag, tag_key
-from asgi_cache.policy import (
-    UNSAFE_METHODS,
-    freshness_lifetime,
-    request_directive,
-    unstorable_reason,
-)
+from asgi_cache.policy import UNSAFE_METHODS, request_directive
+from asgi_cache.replay import CACHE_STATUS, send_entry
+from asgi_cache.responder import Responder, store_failed, with_header
 from asgi_cache.routes import ReadRoute, RouteTable, compile_routes, find_routes
-from asgi_cache.stores.base import Fence, StoreError
 
 __all__ = ["CacheMiddleware"]
 
 logger = logging.getLogger("asgi_cache")
 
-Headers = list[tuple[bytes, bytes]]
-
-_STATUS = b"cache-status"
-_HIT = b"asgi-cache; hit; ttl=%d"
 _MISS = b"asgi-cache; fwd=uri-miss"
-# RFC 9110 §15.4.5: the fields a 304 carries from the full response.
-_NOT_MODIFIED_FIELDS = frozenset(
-    {b"cache-control", b"content-location", b"date", b"etag", b"expires", b"vary"}
-)
-
-
-def _store_failed(operation: str, exc: Exception) -> None:
-    """Log a store failure: a :class:`StoreError` was already reported by its
-    store (once per outage, not per request), anything else is unexpected."""
-    if isinstance(exc, StoreError):
-        logger.debug("asgi-cache: store %s failed: %s", operation, exc)
-    else:
-        logger.warning("asgi-cache: store %s failed: %r", operation, exc, exc_info=exc)
+_BYPASS = b"asgi-cache; fwd=bypass"
+_COLLAPSED = b"asgi-cache; fwd=uri-miss; collapsed"
+_STALE = b"asgi-cache; hit; ttl=%d; detail=%s"
 
 
 def _route_path(scope: Scope) -> str:
@@ -70,8 +59,26 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
-def _with_header(message: Message, name: bytes, value: bytes) -> Message:
-    return {**message, "headers": [*message.get("headers", ()), (name, value)]}
+class _Lookup:
+    """What the hit path learnt about one request, for the miss path."""
+
+    __slots__ = ("codings", "fwd", "if_none_match", "key", "route", "route_path")
+
+    def __init__(
+        self,
+        route: ReadRoute,
+        route_path: str,
+        key: str,
+        codings: bytes,
+        if_none_match: bytes | None,
+        fwd: bytes,
+    ) -> None:
+        self.route = route
+        self.route_path = route_path
+        self.key = key
+        self.codings = codings
+        self.if_none_match = if_none_match
+        self.fwd = fwd
 
 
 class CacheMiddleware:
@@ -83,8 +90,9 @@ class CacheMiddleware:
 
     The routing table is compiled when the application's lifespan startup
     completes (a marker that does not fit its route fails startup, naming it),
-    or at the first request for servers that run no lifespan.  The cache's store
-    is closed at lifespan shutdown.
+    or at the first request for servers that run no lifespan.  Background
+    refreshes (``stale_while_revalidate``) belong to the lifespan and are
+    cancelled at shutdown, when the cache's store is closed too.
     """
 
     def __init__(self, app: ASGIApp, *, cache: Cache | None = None) -> None:
@@ -93,6 +101,9 @@ class CacheMiddleware:
             cache = Cache.from_url(os.environ.get("ASGI_CACHE_URL", "memory://"))
         self.cache = cache
         self._table: RouteTable | None = None
+        self._coalescer = Coalescer()
+        self._tasks: TaskGroup | None = None
+        self._orphans: set[asyncio.Task[None]] = set()  # refreshes run without a lifespan
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -132,14 +143,26 @@ class CacheMiddleware:
                 # failure to the server (Starlette sends startup.failed).
                 self._compile(scope)
             elif message["type"] == "lifespan.shutdown.complete":
-                await self.cache.aclose()
+                self._tasks = None
+                tasks.cancel_scope.cancel()  # background refreshes end here
+                with anyio.CancelScope(shield=True):  # ... but this task finishes its job
+                    await self.cache.aclose()
+                    await send(message)
+                return
             await send(message)
 
-        await self.app(scope, receive, lifespan_send)
+        async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
+            try:
+                await self.app(scope, receive, lifespan_send)
+            finally:
+                self._tasks = None
+                tasks.cancel_scope.cancel()
 
     async def _read(
         self, route: ReadRoute, route_path: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
+        """The hit path: key the request, ask the store once, answer if fresh."""
         cache = self.cache
         key_headers = route.key_headers
         values: list[list[bytes] | None] = [None] * len(key_headers)
@@ -159,19 +182,21 @@ class CacheMiddleware:
             elif name == b"accept-encoding":
                 accept_encoding = value
             elif name in route.bypass_headers:
-                await self._forward(scope, receive, send, b"detail=" + name)
+                await self._forward(scope, receive, send, name.decode("latin-1"))
                 return
             elif name == b"cache-control":
                 request_cc = [*(request_cc or ()), value]
             elif name == b"pragma":
                 pragma = [*(pragma or ()), value]
 
-        forced = None
+        fwd = _MISS
         if cache.honor_request_cache_control and (request_cc or pragma):
-            forced = request_directive(request_cc, pragma)
-            if forced == "no-store":
-                await self._forward(scope, receive, send, b"detail=request-no-store")
+            directive = request_directive(request_cc, pragma)
+            if directive == "no-store":
+                await self._forward(scope, receive, send, "request-no-store")
                 return
+            if directive == "no-cache":
+                fwd = b"asgi-cache; fwd=request"
 
         custom = b""
         if route.rule.key is not None:
@@ -182,7 +207,7 @@ class CacheMiddleware:
                 custom = str(part).encode("utf-8", "surrogatepass")
             except Exception:
                 logger.warning("asgi-cache: key function of %s failed", route.label, exc_info=True)
-                await self._forward(scope, receive, send, b"detail=key-error")
+                await self._forward(scope, receive, send, "key-error")
                 return
 
         codings = accepted_codings(accept_encoding) if route.key_codings else b""
@@ -194,57 +219,239 @@ class CacheMiddleware:
             custom,
         )
         key = entry_key(cache.prefix, parts, values)
-        store = cache.store
-        if forced is None:
+        stale = None
+        if fwd is _MISS:
             try:
-                data = await store.get(key)
+                data = await cache.store.get(key)
             except Exception as exc:
-                _store_failed("get", exc)
-                await self._forward(scope, receive, send, b"detail=store-unavailable")
+                store_failed(cache, "get", exc)
+                await self._forward(scope, receive, send, "store-unavailable")
                 return
-            if data is not None:
-                try:
-                    entry = decode(data)
-                except CorruptEntry:
-                    logger.warning("asgi-cache: unreadable entry under %s, treated as a miss", key)
-                else:
-                    now = cache.clock()
-                    if entry.is_fresh(now):
-                        logger.debug("asgi-cache: hit %s %s", route.label, key)
-                        await _send_hit(entry, now, scope["method"], if_none_match, send)
-                        return
+            entry = _decode(data, key) if data is not None else None
+            if entry is not None:
+                now = cache.clock()
+                if entry.is_fresh(now):
+                    cache.counters.hits += 1
+                    logger.debug("asgi-cache: hit %s %s", route.label, key)
+                    head = scope["method"] == "HEAD"
+                    await send_entry(entry, now, send, head=head, if_none_match=if_none_match)
+                    return
+                lookup = _Lookup(route, route_path, key, codings, if_none_match, fwd)
+                stale_for = entry.age(now) - entry.fresh_for
+                if stale_for < entry.stale_while_revalidate:
+                    await self._serve_stale(
+                        entry, now, lookup, scope, "stale-while-revalidate", send
+                    )
+                    self._refresh(lookup, scope)
+                    return
+                if stale_for < entry.stale_if_error:
+                    stale = entry
+        lookup = _Lookup(route, route_path, key, codings, if_none_match, fwd)
+        await self._miss(lookup, stale, scope, receive, send)
 
-        if scope["method"] == "HEAD":  # a HEAD has no body to store
-            await self._forward(scope, receive, send, b"detail=head", fwd=_MISS)
-            return
-        tags = [tag_key(cache.prefix, tag) for tag in route.tags(route_path)]
-        tags.append(path_tag(cache.prefix, route_path))
-        try:
-            fence: Fence | None = await store.fence(tags)
-        except Exception as exc:
-            _store_failed("fence", exc)
-            await self._forward(scope, receive, send, b"detail=store-unavailable", fwd=_MISS)
-            return
-        fwd = _MISS if forced is None else b"asgi-cache; fwd=request"
-        responder = _Responder(self.cache, route, key, tags, fence, fwd, codings, receive, send)
-        logger.debug("asgi-cache: miss %s %s", route.label, key)
-        await self.app(scope, responder.receive, responder.send)
-
-    async def _forward(
+    async def _miss(
         self,
+        lookup: _Lookup,
+        stale: Entry | None,
         scope: Scope,
         receive: Receive,
         send: Send,
-        detail: bytes,
-        fwd: bytes = b"asgi-cache; fwd=bypass",
+    ) -> None:
+        """Run the application once for this key (coalesced) and store its answer."""
+        cache = self.cache
+        if scope["method"] == "HEAD":  # a HEAD has no body to store
+            await self._forward(scope, receive, send, "head", fwd=_MISS)
+            return
+        leadership: Leadership | None = None
+        if cache.coalesce:
+            leadership = await self._coalescer.join(cache.store, lookup.key, cache.coalesce_wait)
+            if leadership is None and await self._answer_collapsed(lookup, scope, send):
+                return
+        try:
+            cache.counters.misses += 1
+            logger.debug("asgi-cache: miss %s %s", lookup.route.label, lookup.key)
+            if stale is None:
+                await self._fill(lookup, scope, receive, send, leadership)
+            else:
+                await self._fill_or_stale(lookup, stale, scope, receive, send, leadership)
+        finally:
+            if leadership is not None:
+                await leadership.release()
+
+    async def _answer_collapsed(self, lookup: _Lookup, scope: Scope, send: Send) -> bool:
+        """After waiting for another request's response: answer from it if stored."""
+        cache = self.cache
+        try:
+            data = await cache.store.get(lookup.key)
+        except Exception as exc:
+            store_failed(cache, "get", exc)
+            return False
+        entry = _decode(data, lookup.key) if data is not None else None
+        now = cache.clock()
+        if entry is None or not entry.is_fresh(now):
+            return False
+        cache.counters.collapsed += 1
+        head = scope["method"] == "HEAD"
+        await send_entry(
+            entry, now, send, head=head, if_none_match=lookup.if_none_match, status_line=_COLLAPSED
+        )
+        return True
+
+    async def _responder(
+        self,
+        lookup: _Lookup,
+        receive: Receive,
+        send: Send,
+        leadership: Leadership | None,
+        **kwargs: object,
+    ) -> Responder | None:
+        """A responder with a fence on the route's tags, or ``None`` if the
+        store cannot give one (then the request is merely forwarded)."""
+        cache = self.cache
+        tags = [tag_key(cache.prefix, tag) for tag in lookup.route.tags(lookup.route_path)]
+        tags.append(path_tag(cache.prefix, lookup.route_path))
+        try:
+            fence = await cache.store.fence(tags)
+        except Exception as exc:
+            store_failed(cache, "fence", exc)
+            return None
+        return Responder(
+            cache,
+            lookup.route,
+            lookup.key,
+            tags,
+            fence,
+            lookup.fwd,
+            lookup.codings,
+            receive,
+            send,
+            leadership=leadership,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    async def _fill(
+        self,
+        lookup: _Lookup,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        leadership: Leadership | None,
+    ) -> None:
+        responder = await self._responder(lookup, receive, send, leadership)
+        if responder is None:
+            await self._forward(scope, receive, send, "store-unavailable", fwd=_MISS)
+            return
+        await self.app(scope, responder.receive, responder.send)
+
+    async def _fill_or_stale(
+        self,
+        lookup: _Lookup,
+        stale: Entry,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        leadership: Leadership | None,
+    ) -> None:
+        """Like :meth:`_fill`, but a failing, erroring or (with ``origin_timeout``)
+        slow application is answered for by the stale entry (``stale-if-error``)."""
+        timeout = self.cache.origin_timeout
+        with anyio.CancelScope() as timer:
+            if timeout is not None:
+                timer.deadline = anyio.current_time() + timeout
+            responder = await self._responder(
+                lookup, receive, send, leadership, stale=stale, timer=timer
+            )
+            if responder is None:
+                timer.deadline = math.inf
+                await self._forward(scope, receive, send, "store-unavailable", fwd=_MISS)
+                return
+            try:
+                await self.app(scope, responder.receive, responder.send)
+            except Exception:
+                if responder.started:
+                    raise
+                logger.warning(
+                    "asgi-cache: %s raised; serving a stale entry",
+                    lookup.route.label,
+                    exc_info=True,
+                )
+                responder.use_stale = True
+        if responder is None:
+            return
+        if responder.use_stale or (timer.cancelled_caught and not responder.started):
+            await self._serve_stale(
+                stale, self.cache.clock(), lookup, scope, "stale-if-error", send
+            )
+
+    async def _serve_stale(
+        self, entry: Entry, now: float, lookup: _Lookup, scope: Scope, why: str, send: Send
+    ) -> None:
+        self.cache.counters.stale_served += 1
+        status_line = _STALE % (entry.fresh_for - entry.age(now), why.encode())
+        head = scope["method"] == "HEAD"
+        await send_entry(
+            entry, now, send, head=head, if_none_match=lookup.if_none_match, status_line=status_line
+        )
+
+    def _refresh(self, lookup: _Lookup, scope: Scope) -> None:
+        """Start one background revalidation of ``lookup``'s entry (coalesced)."""
+        if self._coalescer.busy(lookup.key):
+            return
+        # The request's own scope, minus what belongs to its connection.
+        refresh_scope = {**scope, "headers": list(scope["headers"])}
+        self._spawn(lambda: self._revalidate(lookup, refresh_scope))
+
+    async def _revalidate(self, lookup: _Lookup, scope: Scope) -> None:
+        cache = self.cache
+        leadership = await self._coalescer.lead(cache.store, lookup.key, cache.coalesce_wait)
+        if leadership is None:
+            return  # another request, here or in another process, refreshes it
+        cache.counters.refreshes += 1
+        requested = False
+
+        async def receive() -> Message:
+            nonlocal requested
+            if requested:
+                await anyio.sleep_forever()
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def discard(message: Message) -> None:
+            return None
+
+        try:
+            responder = await self._responder(lookup, receive, discard, leadership)
+            if responder is not None:
+                await self.app(scope, responder.receive, responder.send)
+        except Exception:
+            logger.warning(
+                "asgi-cache: background refresh of %s failed", lookup.route.label, exc_info=True
+            )
+        finally:
+            await leadership.release()
+
+    def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``work`` in the lifespan's task group, or as a tracked asyncio
+        task when the server runs no lifespan."""
+        if self._tasks is not None:
+            self._tasks.start_soon(work)
+            return
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work())
+        self._orphans.add(task)
+        task.add_done_callback(self._orphans.discard)
+
+    async def _forward(
+        self, scope: Scope, receive: Receive, send: Send, reason: str, fwd: bytes = _BYPASS
     ) -> None:
         """Run the application untouched but for a ``Cache-Status`` saying why."""
-        status = fwd + b"; " + detail
+        if fwd is _BYPASS:
+            self.cache.counters.bypasses[reason] += 1
+        status = fwd + b"; detail=" + reason.encode()
         logger.debug("asgi-cache: %s %s", status.decode("latin-1"), scope["path"])
 
         async def send_with_status(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = _with_header(message, _STATUS, status)
+                message = with_header(message, CACHE_STATUS, status)
             await send(message)
 
         await self.app(scope, receive, send_with_status)
@@ -260,187 +467,20 @@ class CacheMiddleware:
             if message["type"] == "http.response.start" and 200 <= message["status"] < 400:
                 try:
                     removed = await cache.store.invalidate(tags)
+                    cache.counters.invalidations += removed
                     logger.debug("asgi-cache: %s invalidated %d entries", scope["path"], removed)
                 except Exception as exc:  # stale entries may remain: always worth a warning
+                    cache.counters.store_errors += 1
                     logger.warning("asgi-cache: invalidation of %s failed: %s", tags, exc)
             await send(message)
 
         await self.app(scope, receive, send_after_invalidating)
 
 
-async def _send_hit(
-    entry: Entry, now: float, method: str, if_none_match: bytes | None, send: Send
-) -> None:
-    status = entry.status
-    headers = entry.headers
-    body = entry.body
-    if if_none_match is not None:
-        etag = next((value for name, value in headers if name == b"etag"), None)
-        if etag is not None and etag_matches(if_none_match, etag):
-            status = 304
-            headers = [(n, v) for n, v in headers if n in _NOT_MODIFIED_FIELDS]
-            body = b""
-    age = entry.age(now)
-    headers = [
-        *headers,
-        (b"age", b"%d" % age),
-        (_STATUS, _HIT % max(0, entry.fresh_for - age)),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
-
-
-class _Responder:
-    """Watches one miss's response go by and stores it when complete.
-
-    The response start is held back until the first body message: when that
-    message is the whole body (the common case), the entry is stored *before*
-    the client sees anything, so ``Cache-Status`` says truthfully whether it was
-    stored and the ``ETag`` is already there.  A streamed body is forwarded
-    chunk by chunk as it comes and buffered only up to ``max_body_size``; it is
-    stored when its last chunk arrives, unless the client disconnected.
-    """
-
-    __slots__ = (
-        "buffer",
-        "buffered",
-        "cache",
-        "codings",
-        "fence",
-        "fwd",
-        "held",
-        "key",
-        "receive_",
-        "route",
-        "send_",
-        "start",
-        "storing",
-        "tags",
-    )
-
-    def __init__(
-        self,
-        cache: Cache,
-        route: ReadRoute,
-        key: str,
-        tags: list[str],
-        fence: Fence | None,
-        fwd: bytes,
-        codings: bytes,
-        receive: Receive,
-        send: Send,
-    ) -> None:
-        self.cache = cache
-        self.codings = codings
-        self.route = route
-        self.key = key
-        self.tags = tags
-        self.fence = fence
-        self.fwd = fwd
-        self.receive_ = receive
-        self.send_ = send
-        self.held: Message | None = None  # the response start, until the first body
-        self.start: Message = {}  # the response start as it will be stored
-        self.storing = True
-        self.buffer: list[bytes] = []
-        self.buffered = 0
-
-    async def receive(self) -> Message:
-        message = await self.receive_()
-        if message["type"] == "http.disconnect":
-            self.storing = False
-        return message
-
-    async def _release(self, status: bytes) -> None:
-        """Send the held response start with its ``Cache-Status``."""
-        held, self.held = self.held, None
-        assert held is not None
-        await self.send_(_with_header(held, _STATUS, status))
-
-    async def send(self, message: Message) -> None:
-        kind = message["type"]
-        if kind == "http.response.start":
-            headers: Headers = list(message.get("headers", ()))
-            route = self.route
-            reason = unstorable_reason(
-                message["status"], headers, route.statuses, route.key_header_names
-            ) or _unaccepted_coding(headers, self.codings)
-            if reason is not None:
-                self.storing = False
-                await self.send_(
-                    _with_header(message, _STATUS, self.fwd + b"; detail=" + reason.encode())
-                )
-                return
-            if route.cache_control is not None:
-                headers = [(n, v) for n, v in headers if n.lower() != b"cache-control"]
-                headers.append((b"cache-control", route.cache_control))
-            self.held = self.start = {**message, "headers": headers}
-            return
-        if kind != "http.response.body" or not self.storing:
-            self.storing = False
-            if self.held is not None:
-                await self._release(self.fwd + b"; detail=not-stored")
-            await self.send_(message)
-            return
-
-        body: bytes = message.get("body", b"")
-        more: bool = message.get("more_body", False)
-        if self.held is not None and not more:  # the whole body in one message
-            if len(body) > self.route.max_body_size:
-                self.storing = False
-                await self._release(self.fwd + b"; detail=too-large")
-            else:
-                self.held["headers"] = _with_etag(self.held["headers"], body)
-                stored = await self._store(body)
-                await self._release(self.fwd + (b"; stored" if stored else b"; detail=not-stored"))
-            await self.send_(message)
-            return
-        if self.held is not None:  # a streamed body: forward as it comes
-            await self._release(self.fwd)
-        self.buffered += len(body)
-        if self.buffered > self.route.max_body_size:
-            self.storing = False
-            self.buffer = []
-        else:
-            self.buffer.append(body)
-            if not more:
-                await self._store(b"".join(self.buffer))
-        await self.send_(message)
-
-    async def _store(self, body: bytes) -> bool:
-        """Store the finished response; a store failure only costs the entry."""
-        cache = self.cache
-        headers = [(n, v) for n, v in _with_etag(self.start["headers"], body) if n != b"age"]
-        ttl = freshness_lifetime(self.route.rule.ttl, headers, cache.default_ttl)
-        if ttl <= 0:
-            return False
-        entry = Entry(self.start["status"], headers, body, cache.clock(), ttl)
-        try:
-            return await cache.store.set(self.key, encode(entry), ttl, self.tags, self.fence)
-        except Exception as exc:
-            _store_failed("set", exc)
-            return False
-
-
-def _unaccepted_coding(headers: Headers, codings: bytes) -> str | None:
-    """Refuse a body encoded in a coding the key says the client does not accept.
-
-    The key holds only the accepted *known* codings; a compressor that encodes
-    anyway (Starlette's gzip ignores ``q=0``) must not fill the entry that
-    clients without that coding share.
-    """
-    for name, value in headers:
-        if name.lower() == b"content-encoding":
-            for coding in value.lower().split(b","):
-                coding = coding.strip()
-                if coding != b"identity" and coding not in codings.split(b","):
-                    return "content-encoding"
-    return None
-
-
-def _with_etag(headers: Headers, body: bytes) -> Headers:
-    """``headers`` with a strong ``ETag`` (a digest of the body) unless they have one."""
-    if any(name.lower() == b"etag" for name, _ in headers):
-        return headers
-    digest = blake2b(body, digest_size=16).hexdigest().encode()
-    return [*headers, (b"etag", b'"' + digest + b'"')]
+def _decode(data: bytes, key: str) -> Entry | None:
+    """A stored value as an entry; a corrupt or foreign value is a miss."""
+    try:
+        return decode(data)
+    except CorruptEntry:
+        logger.warning("asgi-cache: unreadable entry under %s, treated as a miss", key)
+        return None

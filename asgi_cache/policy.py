@@ -17,6 +17,7 @@ __all__ = [
     "UNSAFE_METHODS",
     "freshness_lifetime",
     "request_directive",
+    "stale_windows",
     "unstorable_reason",
 ]
 
@@ -94,6 +95,37 @@ def freshness_lifetime(ttl: float | None, headers: Headers, default_ttl: float) 
                     return 0.0
                 return min(float(raw), MAX_LIFETIME)
     return default_ttl
+
+
+def stale_windows(
+    stale_while_revalidate: float | None,
+    stale_if_error: float | None,
+    headers: Headers,
+    defaults: tuple[float, float],
+) -> tuple[float, float]:
+    """Seconds after expiry a stale entry may be served: (while revalidating, on error).
+
+    RFC 5861 §3 and §4: the route's own setting wins, then the response's
+    ``stale-while-revalidate`` / ``stale-if-error`` directives, then the
+    cache's defaults.
+    """
+    if stale_while_revalidate is not None and stale_if_error is not None:
+        return stale_while_revalidate, stale_if_error
+    values = [value for name, value in headers if name.lower() == b"cache-control"]
+    directives = parse_cache_control(values) if values else {}
+    windows = []
+    for chosen, name, default in (
+        (stale_while_revalidate, "stale-while-revalidate", defaults[0]),
+        (stale_if_error, "stale-if-error", defaults[1]),
+    ):
+        raw = directives.get(name)
+        if chosen is not None:
+            windows.append(chosen)
+        elif raw is not None and raw.isascii() and raw.isdigit():
+            windows.append(min(float(raw), MAX_LIFETIME))
+        else:
+            windows.append(default)
+    return windows[0], windows[1]
 
 
 def request_directive(cache_control: list[bytes] | None, pragma: list[bytes] | None) -> str | None:
