@@ -102,6 +102,7 @@ class CacheMiddleware:
         self.cache = cache
         self._table: RouteTable | None = None
         self._coalescer = Coalescer()
+        self._decode = _Decoded()
         self._tasks: TaskGroup | None = None
         self._orphans: set[asyncio.Task[None]] = set()  # refreshes run without a lifespan
 
@@ -227,7 +228,7 @@ class CacheMiddleware:
                 store_failed(cache, "get", exc)
                 await self._forward(scope, receive, send, "store-unavailable")
                 return
-            entry = _decode(data, key) if data is not None else None
+            entry = self._decode(data, key) if data is not None else None
             if entry is not None:
                 now = cache.clock()
                 if entry.is_fresh(now):
@@ -286,7 +287,7 @@ class CacheMiddleware:
         except Exception as exc:
             store_failed(cache, "get", exc)
             return False
-        entry = _decode(data, lookup.key) if data is not None else None
+        entry = self._decode(data, lookup.key) if data is not None else None
         now = cache.clock()
         if entry is None or not entry.is_fresh(now):
             return False
@@ -477,10 +478,34 @@ class CacheMiddleware:
         await self.app(scope, receive, send_after_invalidating)
 
 
-def _decode(data: bytes, key: str) -> Entry | None:
-    """A stored value as an entry; a corrupt or foreign value is a miss."""
-    try:
-        return decode(data)
-    except CorruptEntry:
-        logger.warning("asgi-cache: unreadable entry under %s, treated as a miss", key)
-        return None
+class _Decoded:
+    """Recently decoded entries, by their exact stored bytes.
+
+    Decoding is the largest cost of a memory hit; a hot entry comes back as the
+    very same bytes object (the memory store) or equal bytes (Redis), whose
+    hash CPython caches, so a small map skips it.  Bounded in count and in
+    entry size, so it holds a few megabytes at most.
+    """
+
+    MAX_ENTRIES = 256
+    MAX_BYTES = 64 * 1024
+
+    def __init__(self) -> None:
+        self._entries: dict[bytes, Entry] = {}
+
+    def __call__(self, data: bytes, key: str) -> Entry | None:
+        """``data`` as an entry; a corrupt or foreign value is a miss."""
+        entry = self._entries.get(data)
+        if entry is not None:
+            return entry
+        try:
+            entry = decode(data)
+        except CorruptEntry:
+            logger.warning("asgi-cache: unreadable entry under %s, treated as a miss", key)
+            return None
+        if len(data) <= self.MAX_BYTES:
+            entries = self._entries
+            if len(entries) >= self.MAX_ENTRIES:
+                del entries[next(iter(entries))]
+            entries[data] = entry
+        return entry
