@@ -4,6 +4,8 @@ Whole responses (status, headers, body) of ``@cached`` routes are stored and a
 hit is answered before routing, so no endpoint, dependency or serialiser runs.
 """
 
+import typing as _typing
+
 from asgi_cache.cache import Cache, get_cache
 from asgi_cache.markers import cached, invalidates
 from asgi_cache.middleware import CacheMiddleware
@@ -18,9 +20,22 @@ __all__ = [
     "CacheConfigError",
     "CacheMiddleware",
     "MemoryStore",
+    "RedisStore",
     "Store",
     "StoreError",
     "cached",
     "get_cache",
     "invalidates",
 ]
+
+if _typing.TYPE_CHECKING:
+    from asgi_cache.stores.redis import RedisStore
+
+
+def __getattr__(name: str) -> _typing.Any:
+    # RedisStore needs the optional ``redis`` extra: imported on first use only.
+    if name == "RedisStore":
+        from asgi_cache.stores.redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module 'asgi_cache' has no attribute {name!r}")
