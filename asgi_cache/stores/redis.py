@@ -77,6 +77,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgi_cache.stores.base import Fence, Store, StoreError
+from asgi_cache.stores.breaker import Breaker
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout as _timeout
@@ -187,50 +188,6 @@ def _expect(reply: object, kind: type[T] | tuple[type, ...], what: str) -> T:
     return reply  # type: ignore[return-value]
 
 
-class _Breaker:
-    """Consecutive-failure circuit breaker: closed, open for ``cooldown``, then one trial."""
-
-    def __init__(self, threshold: int, cooldown: float, clock: Callable[[], float]) -> None:
-        self.threshold = threshold
-        self.cooldown = cooldown
-        self.clock = clock
-        self.failures = 0
-        self.opened_at: float | None = None
-        self.trial = False
-
-    def allow(self) -> bool:
-        if self.opened_at is None:
-            return True
-        if self.trial or self.clock() - self.opened_at < self.cooldown:
-            return False
-        self.trial = True
-        return True
-
-    def succeeded(self) -> bool:
-        """Record a success; return whether this closed an open breaker."""
-        was_open = self.opened_at is not None
-        self.failures = 0
-        self.opened_at = None
-        self.trial = False
-        return was_open
-
-    def failed(self) -> str | None:
-        """Record a failure; return ``"opened"``, ``"reopened"`` or ``None``."""
-        self.failures += 1
-        if self.opened_at is not None:
-            self.opened_at = self.clock()
-            self.trial = False
-            return "reopened"
-        if self.failures >= self.threshold:
-            self.opened_at = self.clock()
-            return "opened"
-        return None
-
-    def abandoned(self) -> None:
-        """The call was cancelled: neither a success nor a failure, free the trial slot."""
-        self.trial = False
-
-
 class RedisStore(Store):
     """A :class:`~asgi_cache.stores.base.Store` on Redis or Redis Cluster.
 
@@ -283,7 +240,7 @@ class RedisStore(Store):
         self._client = client
         self._cluster = isinstance(client, _RedisCluster)
         self._timeout = timeout
-        self._breaker = _Breaker(failure_threshold, cooldown, clock)
+        self._breaker = Breaker(failure_threshold, cooldown, clock)
         self._owns_client = False
         self._discovery: asyncio.Future[Any] | None = None
 
