@@ -16,6 +16,7 @@ from starlette.requests import HTTPConnection
 
 from asgi_cache.headers import is_token
 from asgi_cache.keys import path_tag, tag_key
+from asgi_cache.memo import Memoize, Memoizer
 from asgi_cache.policy import DEFAULT_STATUSES
 from asgi_cache.stats import CacheStats
 from asgi_cache.stores.base import Store
@@ -172,6 +173,78 @@ class Cache:
     async def aclose(self) -> None:
         """Release the store's connections (the middleware does it at shutdown)."""
         await self.store.aclose()
+
+    # -- memoized values (asgi_cache.memo) -------------------------------------
+
+    def memoize(self, ttl: float | None = None, *, tags: Iterable[str] = ()) -> Memoize:
+        """Decorate a function (``async def`` or ``def``) to keep its results in this cache.
+
+        Results are keyed by the function's ``module.qualname`` and its bound
+        arguments (positional, keyword and defaulted forms share an entry) and
+        live ``ttl`` seconds (``None``: :attr:`default_ttl`).  The wrapper is
+        always ``async``; a ``def`` runs in a worker thread so it cannot block
+        the event loop.  Concurrent calls with the same arguments run the
+        function once.  ``tags`` let :meth:`invalidate` drop results along with
+        the pages that show them.  A hit returns the result's JSON round trip,
+        rebuilt as a pydantic model or dataclass when the return annotation
+        names one; see :mod:`asgi_cache.memo` for what arguments may be.
+        """
+        return self._memoizer().memoize(ttl, tags=tags)
+
+    async def delete_memoized(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+        """Forget ``fn``'s memoized results: all of them, or only those of
+        ``fn(*args, **kwargs)`` when arguments are given; return how many.
+
+        Forgetting all of them is a tag invalidation, so a call computing
+        meanwhile cannot store its (possibly stale) result afterwards; forgetting
+        one argument set deletes one key, which a call already computing that
+        result may fill again.  Arguments follow the same keying rules as calls.
+        """
+        return await self._memoizer().delete_memoized(fn, *args, **kwargs)
+
+    def memoized_functions(self) -> dict[str, Callable[..., Any]]:
+        """The functions memoized by this cache, by ``module.qualname`` (a snapshot).
+
+        Lets an admin endpoint purge a function by name, with
+        :meth:`delete_memoized`.  Functions defined in one scope under one name
+        share entries; the last one decorated stands for them.
+        """
+        return self._memoizer().functions()
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """The value :meth:`set` stored under ``key``, or ``default``.
+
+        A stored ``None`` is returned as ``None``; an absent, expired or
+        unreadable value, or a failing store, gives ``default``.
+        """
+        return await self._memoizer().get(key, default)
+
+    async def set(
+        self, key: str, value: Any, ttl: float | None = None, tags: Iterable[str] = ()
+    ) -> bool:
+        """Store ``value`` (anything JSON can hold, pydantic models included) under ``key``.
+
+        It lives ``ttl`` seconds (``None``: :attr:`default_ttl`) unless
+        :meth:`invalidate` names one of ``tags`` first.  Returns whether it was
+        stored: a failing store costs the value, not an exception.  A value JSON
+        cannot hold raises ``TypeError``.
+        """
+        return await self._memoizer().set(key, value, ttl, tags)
+
+    async def delete(self, key: str) -> bool:
+        """Remove the value under ``key``; return whether one was there.
+
+        Unlike :meth:`get` and :meth:`set`, a failing store raises: a removal
+        that silently failed would leave stale data in place.
+        """
+        return await self._memoizer().delete(key)
+
+    def _memoizer(self) -> Memoizer:
+        """The one :class:`~asgi_cache.memo.Memoizer` of this cache, made on first use."""
+        memoizer: Memoizer | None = self.__dict__.get("_memo")
+        if memoizer is None:
+            memoizer = self.__dict__["_memo"] = Memoizer(self)
+        return memoizer
 
 
 def _header_names(what: str, names: Iterable[str]) -> tuple[str, ...]:

@@ -1,0 +1,583 @@
+"""Memoized values: results of expensive functions, and plain values, kept in the cache's store.
+
+``@cache.memoize()`` stores a function's result under a key derived from its
+qualified name and its arguments, so every worker sharing a Redis store shares
+the result, and ``cache.get`` / ``cache.set`` / ``cache.delete`` keep plain
+values next to it.  Both live under the cache's prefix::
+
+    {prefix}:memo:{module}.{qualname}:{32 hex digits}    a memoized result
+    {prefix}:data:{key}                                  a plain value
+
+Keys
+----
+The arguments are bound to the function's signature with defaults applied, so
+``f(1)``, ``f(x=1)`` and ``f(1, y=<default>)`` share an entry.  The bound
+arguments are encoded canonically, then digested with BLAKE2b.  The encoding
+never depends on ``id()``, ``hash()`` or a default ``repr``, so a key is the
+same in every process, before and after a restart.  An argument may be:
+``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, ``list``, ``tuple``,
+``dict`` with ``str`` keys, ``set`` / ``frozenset``, an ``Enum`` member,
+``datetime`` / ``date`` / ``time``, ``UUID``, ``Decimal``, a dataclass instance
+(its compared fields) or a pydantic model (its JSON dump); containers nest.
+Anything else -- an object whose only identity is its address, a function, a
+file -- raises ``TypeError`` at call time naming the function and the argument,
+because keying it by address would give every process and every restart its
+own entry.  Values differing in type get different keys (``1``, ``1.0``,
+``True`` and ``"1"``; a list and a tuple): a needless miss is cheap, a wrong hit
+is not.  Methods are not supported as such: ``self`` is rarely keyable.
+
+Values
+------
+Results are stored as JSON (orjson; pydantic models through ``model_dump``),
+never pickled: a value read from a shared store must never be able to run code.
+A hit therefore returns the JSON round trip of the result (tuples come back as
+lists, datetimes as strings), except that a return annotation naming a
+pydantic model or a dataclass (or ``Model | None``) rebuilds one.  A miss
+returns what the function returned.  ``None`` is cached like any other value.
+A result JSON cannot hold is returned uncached, with one WARNING per function.
+
+Failures
+--------
+The store is never trusted to be up: when it fails, the function is computed
+and its result returned, uncached.  Concurrent calls with the same arguments
+are coalesced (across processes too, with a store that has locks, like Redis):
+one computes, the others wait for its stored result.  The store is fenced
+before computing, so an invalidation of the entry's tags during the
+computation prevents storing the (possibly stale) result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+import enum
+import functools
+import inspect
+import logging
+import math
+import sys
+import types
+import typing
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from hashlib import blake2b
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+import anyio
+import anyio.to_thread
+import orjson
+
+from asgi_cache.flight import Coalescer
+from asgi_cache.keys import tag_key
+from asgi_cache.stores.base import Store, StoreError
+
+if TYPE_CHECKING:
+    from asgi_cache.cache import Cache
+
+__all__ = ["Memoize", "Memoizer", "memo_key"]
+
+logger = logging.getLogger("asgi_cache")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: The attribute of a memoizing wrapper that holds its :class:`_Memoized`.
+MEMO_ATTR = "__asgi_cache_memo__"
+
+#: Containers nested deeper than this are refused as arguments (and a list that
+#: contains itself is refused instead of recursing forever).
+MAX_DEPTH = 64
+
+_MISS: Any = object()  # a lookup that found nothing usable
+_INT_RANGE = range(-(2**63), 2**63)  # what orjson writes as a JSON integer
+
+
+class _Unkeyable(TypeError):
+    """An argument (or a part of one) has no stable key."""
+
+
+def _pydantic_base() -> type[Any] | None:
+    """pydantic's ``BaseModel`` if pydantic is loaded, without ever importing it.
+
+    pydantic is optional, and an object can only be a model, or an annotation
+    name a model class, if pydantic was already imported by its definer.
+    """
+    module = sys.modules.get("pydantic")
+    base = getattr(module, "BaseModel", None)
+    return base if isinstance(base, type) else None
+
+
+def _type_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _canonical(value: object, depth: int = 0) -> object:
+    """``value`` as JSON data that only equal values of the same type share.
+
+    Every JSON array in the result is a ``[marker, payload...]`` pair, so a
+    user list can never be mistaken for an encoded set, bytes or date.
+    """
+    if depth > MAX_DEPTH:
+        raise _Unkeyable(f"nested more than {MAX_DEPTH} levels deep")
+    depth += 1
+    if isinstance(value, enum.Enum):  # before int and str: IntEnum, StrEnum
+        return ["enum", _type_name(type(value)), _canonical(value.value, depth)]
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        number = int(value)
+        return number if number in _INT_RANGE else ["int", str(number)]
+    if isinstance(value, float):
+        # orjson writes NaN and infinities as null: keep them apart from None.
+        return value if math.isfinite(value) else ["float", repr(value)]
+    if isinstance(value, (bytes, bytearray)):
+        return ["bytes", bytes(value).hex()]
+    if isinstance(value, datetime.datetime):  # before date, its base class
+        return ["datetime", value.isoformat()]
+    if isinstance(value, datetime.date):
+        return ["date", value.isoformat()]
+    if isinstance(value, datetime.time):
+        return ["time", value.isoformat()]
+    if isinstance(value, uuid.UUID):
+        return ["uuid", str(value)]
+    if isinstance(value, decimal.Decimal):
+        return ["decimal", str(value)]
+    if isinstance(value, list):
+        return ["list", [_canonical(item, depth) for item in value]]
+    if isinstance(value, tuple):
+        return ["tuple", [_canonical(item, depth) for item in value]]
+    if isinstance(value, dict):
+        mapping: dict[str, object] = {}
+        for name, item in value.items():
+            if not isinstance(name, str):
+                raise _Unkeyable(f"dict key {name!r} is not a str")
+            mapping[str.__str__(name)] = _canonical(item, depth)
+        return ["dict", mapping]
+    if isinstance(value, (set, frozenset)):
+        # Iteration order depends on the hash seed: sort the encoded members.
+        members = sorted(
+            orjson.dumps(_canonical(item, depth), option=orjson.OPT_SORT_KEYS) for item in value
+        )
+        return ["set", [member.decode() for member in members]]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {
+            field.name: _canonical(getattr(value, field.name), depth)
+            for field in dataclasses.fields(value)
+            if field.compare
+        }
+        return ["dataclass", _type_name(type(value)), fields]
+    base = _pydantic_base()
+    if base is not None and isinstance(value, base):
+        try:
+            dumped = value.model_dump(mode="json")
+        except Exception as exc:
+            raise _Unkeyable(f"{type(value).__qualname__} cannot be dumped: {exc}") from None
+        return ["model", _type_name(type(value)), _canonical(dumped, depth)]
+    raise _Unkeyable(f"{type(value).__qualname__} values have no stable key")
+
+
+def _function_name(fn: Callable[..., Any]) -> str:
+    """``module.qualname``: the part of a memo key that names the function."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        raise TypeError(f"memoize: {fn!r} has no __module__ and __qualname__ to key it by")
+    if "<lambda>" in qualname:
+        raise ValueError(
+            f"memoize: {module}.{qualname}: a lambda has no name that tells it from the others"
+        )
+    return f"{module}.{qualname}"
+
+
+def _argument_digest(
+    name: str, signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> str:
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"{name}(): {exc}") from None
+    bound.apply_defaults()
+    arguments: dict[str, object] = {}
+    for argument, value in bound.arguments.items():
+        try:
+            arguments[argument] = _canonical(value)
+        except _Unkeyable as exc:
+            raise TypeError(
+                f"memoize {name}: argument {argument!r} cannot be part of a cache key ({exc}); "
+                "pass plain data (str, int, tuples, dicts, dataclasses, models...) instead"
+            ) from None
+    encoded = orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS)
+    return blake2b(encoded, digest_size=16).hexdigest()
+
+
+def memo_key(prefix: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> str:
+    """The store key under which ``fn(*args, **kwargs)`` is memoized by a cache with ``prefix``.
+
+    ``fn`` may be the memoized wrapper or the function it wraps; the key is the
+    same in every process.  Raises ``TypeError`` like the call would.
+    """
+    name = _function_name(fn)
+    return f"{prefix}:memo:{name}:{_argument_digest(name, inspect.signature(fn), args, kwargs)}"
+
+
+def _json_default(value: Any) -> Any:
+    """orjson's hook for what it does not know: pydantic models, and nothing else."""
+    base = _pydantic_base()
+    if base is not None and isinstance(value, base):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__qualname__} is not JSON serializable")
+
+
+def _encode(value: object) -> bytes:
+    """The stored form: ``{"v": value}``, so that a stored ``None`` is not a miss.
+
+    Raises ``TypeError`` for a value JSON cannot hold.
+    """
+    try:
+        return orjson.dumps({"v": value}, default=_json_default)
+    except (TypeError, ValueError) as exc:  # JSONEncodeError is a TypeError
+        raise TypeError(str(exc)) from None
+
+
+def _decode(data: bytes) -> Any:
+    """The value :func:`_encode` stored; ``ValueError`` for anything else."""
+    envelope = orjson.loads(data)  # JSONDecodeError is a ValueError
+    if not isinstance(envelope, dict) or envelope.keys() != {"v"}:
+        raise ValueError("not a memoized value")
+    return envelope["v"]
+
+
+def _restorer(fn: Callable[..., Any]) -> Callable[[Any], Any] | None:
+    """What rebuilds ``fn``'s declared return type from its JSON, or ``None``.
+
+    Only pydantic models and dataclasses (possibly ``| None``) are rebuilt;
+    an annotation that cannot be resolved is ignored.
+    """
+    try:
+        hint = typing.get_type_hints(fn).get("return")
+    except Exception:
+        return None
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if len(members) != 1:
+            return None
+        hint = members[0]
+    if not isinstance(hint, type) or isinstance(hint, types.GenericAlias):
+        return None  # list[Model] and the like come back as JSON
+    cls: type[Any] = hint
+    base = _pydantic_base()
+    if base is not None and issubclass(cls, base):
+        validate: Callable[[Any], Any] = cls.model_validate
+        return validate
+    if dataclasses.is_dataclass(cls):
+        names = [field.name for field in dataclasses.fields(cls) if field.init]
+
+        def build(value: Any) -> Any:
+            if not isinstance(value, dict):
+                raise TypeError(f"{cls.__qualname__} stored as {type(value).__qualname__}")
+            return cls(**{name: value[name] for name in names if name in value})
+
+        return build
+    return None
+
+
+def _store_failed(name: str, operation: str, exc: Exception) -> None:
+    """A :class:`StoreError` was already reported by its store (once per
+    outage, not per call); anything else is a bug worth a warning."""
+    if isinstance(exc, StoreError):
+        logger.debug("asgi-cache: memo %s: store %s failed: %s", name, operation, exc)
+    else:
+        logger.warning("asgi-cache: memo %s: store %s failed: %r", name, operation, exc)
+
+
+def _check_ttl(owner: str, ttl: float | None) -> float | None:
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise TypeError(f"{owner}: ttl must be a number of seconds, got {ttl!r}")
+    if not 0 < ttl < math.inf:
+        raise ValueError(f"{owner}: ttl must be a positive, finite number of seconds, got {ttl!r}")
+    return float(ttl)
+
+
+def _check_tags(owner: str, tags: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(tags, str):
+        raise TypeError(f"{owner}: tags must be a tuple of strings, not one string")
+    checked = tuple(tags)
+    for tag in checked:
+        if not isinstance(tag, str) or not tag:
+            raise ValueError(f"{owner}: every tag must be a non-empty string, got {tag!r}")
+        if "{" in tag or "}" in tag:  # @cached fills placeholders; memoize does not (yet)
+            raise ValueError(f"{owner}: tag {tag!r}: placeholders are not supported here")
+    return checked
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
+    )
+
+
+class _Memoized(Generic[R]):
+    """One memoized function: its name, signature, lifetime and tags."""
+
+    __slots__ = (
+        "_resolved",
+        "_restore",
+        "fn",
+        "is_async",
+        "memoizer",
+        "name",
+        "signature",
+        "tags",
+        "ttl",
+        "warned",
+    )
+
+    def __init__(
+        self, memoizer: Memoizer, fn: Callable[..., Any], ttl: float | None, tags: Iterable[str]
+    ) -> None:
+        self.name = _function_name(fn)
+        owner = f"memoize {self.name}"
+        self.ttl = _check_ttl(owner, ttl)
+        prefix = memoizer.cache.prefix
+        self.tags = [
+            tag_key(prefix, "memo:" + self.name),
+            *(tag_key(prefix, tag) for tag in _check_tags(owner, tags)),
+        ]
+        self.memoizer = memoizer
+        self.fn = fn
+        self.signature = inspect.signature(fn)
+        self.is_async = _is_async(fn)
+        self.warned = False  # about an unserialisable result
+        self._restore: Callable[[Any], Any] | None = None
+        self._resolved = False  # whether _restore was looked up
+
+    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        digest = _argument_digest(self.name, self.signature, args, kwargs)
+        return f"{self.memoizer.cache.prefix}:memo:{self.name}:{digest}"
+
+    async def compute(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        if self.is_async:
+            result: R = await self.fn(*args, **kwargs)
+            return result
+        return await anyio.to_thread.run_sync(functools.partial(self.fn, *args, **kwargs))
+
+    def restore(self, data: bytes) -> Any:
+        """The hit's value, rebuilt as the annotated model or dataclass; ``_MISS``
+        for a value that is corrupt or no longer fits the annotation."""
+        try:
+            value = _decode(data)
+        except ValueError:
+            logger.warning("asgi-cache: memo %s: unreadable value, treated as a miss", self.name)
+            return _MISS
+        if not self._resolved:
+            # Resolved at the first hit, not at decoration: the annotation may
+            # name a class defined after the function.
+            self._restore = _restorer(self.fn)
+            self._resolved = True
+        if value is None or self._restore is None:
+            return value
+        try:
+            return self._restore(value)
+        except Exception as exc:  # the model changed since it was stored, say
+            logger.debug("asgi-cache: memo %s: stored value no longer fits: %s", self.name, exc)
+            return _MISS
+
+
+class Memoize:
+    """The decorator ``cache.memoize(...)`` returns."""
+
+    __slots__ = ("_memoizer", "_tags", "_ttl")
+
+    def __init__(self, memoizer: Memoizer, ttl: float | None, tags: Iterable[str]) -> None:
+        if callable(ttl):
+            raise TypeError("memoize: write @cache.memoize() with parentheses")
+        self._memoizer = memoizer
+        self._ttl = ttl
+        self._tags = tags if isinstance(tags, str) else tuple(tags)
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+    def __call__(
+        self, fn: Callable[P, Awaitable[R]] | Callable[P, R]
+    ) -> Callable[P, Coroutine[Any, Any, R]]:
+        """Return an ``async`` wrapper of ``fn`` (``functools.wraps``, with ``__wrapped__``)."""
+        memo: _Memoized[R] = _Memoized(self._memoizer, fn, self._ttl, self._tags)
+        memoizer = self._memoizer
+
+        @functools.wraps(fn)
+        async def memoized(*args: P.args, **kwargs: P.kwargs) -> R:
+            result: R = await memoizer.call(memo, args, kwargs)
+            return result
+
+        setattr(memoized, MEMO_ATTR, memo)
+        memoizer._functions[memo.name] = memoized
+        return memoized
+
+
+class Memoizer:
+    """Memoized results and plain values of one :class:`~asgi_cache.Cache`.
+
+    The ``Cache`` methods ``memoize``, ``delete_memoized``, ``get``, ``set`` and
+    ``delete`` delegate here.  One memoizer per cache, so concurrent calls of a
+    function with the same arguments are coalesced however many places call it.
+    """
+
+    def __init__(self, cache: Cache) -> None:
+        self.cache = cache
+        self._coalescer = Coalescer()
+        # Weak: a function defined and memoized in a closure may go away.
+        self._functions: weakref.WeakValueDictionary[str, Callable[..., Any]] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def memoize(self, ttl: float | None = None, *, tags: Iterable[str] = ()) -> Memoize:
+        """See :meth:`asgi_cache.Cache.memoize`."""
+        return Memoize(self, ttl, tags)
+
+    async def call(self, memo: _Memoized[R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        """Answer one call of a memoized function: from the store, or by computing it."""
+        key = memo.key(args, kwargs)
+        store = self.cache.store
+        try:
+            found = await self._lookup(memo, store, key)
+        except Exception as exc:
+            _store_failed(memo.name, "get", exc)
+            return await memo.compute(args, kwargs)
+        if found is not _MISS:
+            return typing.cast(R, found)
+        if not self.cache.coalesce:
+            return await self._fill(memo, store, key, args, kwargs)
+        leadership = await self._coalescer.join(store, key, self.cache.coalesce_wait)
+        try:
+            # A follower reads what the leader stored; a new leader checks the
+            # store again, since a leader that just finished may have filled it.
+            try:
+                found = await self._lookup(memo, store, key)
+            except Exception as exc:
+                _store_failed(memo.name, "get", exc)
+                found = _MISS
+            if found is not _MISS:
+                return typing.cast(R, found)
+            return await self._fill(memo, store, key, args, kwargs)
+        finally:
+            if leadership is not None:
+                with anyio.CancelScope(shield=True):
+                    await leadership.release()
+
+    async def _lookup(self, memo: _Memoized[R], store: Store, key: str) -> Any:
+        data = await store.get(key)
+        return _MISS if data is None else memo.restore(data)
+
+    async def _fill(
+        self,
+        memo: _Memoized[R],
+        store: Store,
+        key: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> R:
+        """Compute and store, fenced so that an invalidation meanwhile wins."""
+        try:
+            fence = await store.fence(memo.tags)
+        except Exception as exc:
+            _store_failed(memo.name, "fence", exc)
+            return await memo.compute(args, kwargs)
+        result = await memo.compute(args, kwargs)
+        try:
+            data = _encode(result)
+        except TypeError as exc:
+            if not memo.warned:
+                memo.warned = True
+                logger.warning(
+                    "asgi-cache: memo %s: result cannot be stored as JSON (%s); returned uncached",
+                    memo.name,
+                    exc,
+                )
+            return result
+        ttl = self.cache.default_ttl if memo.ttl is None else memo.ttl
+        try:
+            stored = await store.set(key, data, ttl, memo.tags, fence)
+            logger.debug(
+                "asgi-cache: memo %s: %s %s", memo.name, "stored" if stored else "not stored", key
+            )
+        except Exception as exc:
+            _store_failed(memo.name, "set", exc)
+        return result
+
+    def functions(self) -> dict[str, Callable[..., Any]]:
+        """See :meth:`asgi_cache.Cache.memoized_functions`."""
+        return dict(self._functions)
+
+    async def delete_memoized(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+        """See :meth:`asgi_cache.Cache.delete_memoized`."""
+        memo = getattr(fn, MEMO_ATTR, None)
+        if not isinstance(memo, _Memoized):
+            raise TypeError(f"delete_memoized: {fn!r} is not decorated with @cache.memoize()")
+        if memo.memoizer is not self:
+            raise ValueError(f"delete_memoized: {memo.name} is memoized by another Cache")
+        if not args and not kwargs:
+            return await self.cache.invalidate("memo:" + memo.name)
+        return int(await self.cache.store.delete(memo.key(args, kwargs)))
+
+    def _data_key(self, owner: str, key: str) -> str:
+        if not isinstance(key, str):
+            raise TypeError(f"{owner}: key must be a str, got {type(key).__qualname__}")
+        if not key:
+            raise ValueError(f"{owner}: key must not be empty")
+        return f"{self.cache.prefix}:data:{key}"
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """See :meth:`asgi_cache.Cache.get`."""
+        data_key = self._data_key("Cache.get", key)
+        try:
+            data = await self.cache.store.get(data_key)
+        except Exception as exc:
+            _store_failed(repr(key), "get", exc)
+            return default
+        if data is None:
+            return default
+        try:
+            return _decode(data)
+        except ValueError:
+            logger.warning("asgi-cache: unreadable value under %s, treated as absent", data_key)
+            return default
+
+    async def set(
+        self, key: str, value: Any, ttl: float | None = None, tags: Iterable[str] = ()
+    ) -> bool:
+        """See :meth:`asgi_cache.Cache.set`."""
+        data_key = self._data_key("Cache.set", key)
+        checked_ttl = _check_ttl(f"Cache.set({key!r})", ttl)
+        store_tags = [
+            tag_key(self.cache.prefix, tag) for tag in _check_tags(f"Cache.set({key!r})", tags)
+        ]
+        try:
+            data = _encode(value)
+        except TypeError as exc:
+            raise TypeError(
+                f"Cache.set({key!r}): the value cannot be stored as JSON: {exc}"
+            ) from None
+        try:
+            return await self.cache.store.set(
+                data_key,
+                data,
+                self.cache.default_ttl if checked_ttl is None else checked_ttl,
+                store_tags,
+            )
+        except Exception as exc:
+            _store_failed(repr(key), "set", exc)
+            return False
+
+    async def delete(self, key: str) -> bool:
+        """See :meth:`asgi_cache.Cache.delete`."""
+        return await self.cache.store.delete(self._data_key("Cache.delete", key))
