@@ -69,18 +69,38 @@ def tag_fields(template: str) -> tuple[str, ...]:
     return tuple(fields)
 
 
-def _check_tags(owner: str, tags: Iterable[str]) -> tuple[str, ...]:
+def check_tags(owner: str, tags: Iterable[str], *, placeholders: bool = True) -> tuple[str, ...]:
+    """``tags`` as a tuple of non-empty strings; errors name ``owner``.
+
+    With ``placeholders`` the tags are templates filled from path parameters;
+    without, braces are refused (they are kept free for that use).
+    """
     if isinstance(tags, str):
         raise TypeError(f"{owner}: tags must be a tuple of strings, not one string")
     checked = tuple(tags)
     for tag in checked:
         if not isinstance(tag, str) or not tag:
             raise ValueError(f"{owner}: every tag must be a non-empty string, got {tag!r}")
+        if not placeholders:
+            if "{" in tag or "}" in tag:
+                raise ValueError(f"{owner}: tag {tag!r}: placeholders are not supported here")
+            continue
         try:
             tag_fields(tag)
         except ValueError as exc:
             raise ValueError(f"{owner}: tag {tag!r}: {exc}") from None
     return checked
+
+
+def check_ttl(owner: str, ttl: float | None) -> float | None:
+    """``ttl`` as float seconds (positive, finite) or ``None``; errors name ``owner``."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise TypeError(f"{owner}: ttl must be a number of seconds, got {ttl!r}")
+    if not 0 < ttl < math.inf:
+        raise ValueError(f"{owner}: ttl must be a positive, finite number of seconds, got {ttl!r}")
+    return float(ttl)
 
 
 def cached(
@@ -159,10 +179,7 @@ def _cache_rule(
     stale_if_error: float | None = None,
 ) -> CacheRule:
     """Check ``@cached``'s arguments; errors name the decorated function."""
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
-        raise TypeError(f"{owner}: ttl must be a number of seconds, got {ttl!r}")
-    if ttl is not None and not 0 < ttl < math.inf:
-        raise ValueError(f"{owner}: ttl must be a positive number of seconds, got {ttl!r}")
+    checked_ttl = check_ttl(owner, ttl)
     if isinstance(vary, str):
         raise TypeError(f"{owner}: vary must be a tuple of header names, not one string")
     vary_names = tuple(vary)
@@ -196,8 +213,8 @@ def _cache_rule(
         ):
             raise ValueError(f"{owner}: {name} must be a finite number of seconds >= 0")
     return CacheRule(
-        ttl=None if ttl is None else float(ttl),
-        tags=_check_tags(owner, tags),
+        ttl=checked_ttl,
+        tags=check_tags(owner, tags),
         vary=tuple(name.lower() for name in vary_names),
         key=key,
         statuses=status_set,
@@ -218,7 +235,7 @@ def invalidates(*tags: str) -> Callable[[F], F]:
     """
 
     def mark(fn: F) -> F:
-        rule = InvalidationRule(tags=_check_tags(f"@invalidates on {_name(fn)}", tags))
+        rule = InvalidationRule(tags=check_tags(f"@invalidates on {_name(fn)}", tags))
         setattr(fn, INVALIDATES_ATTR, rule)
         return fn
 

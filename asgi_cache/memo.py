@@ -71,6 +71,7 @@ import orjson
 
 from asgi_cache.flight import Coalescer
 from asgi_cache.keys import tag_key
+from asgi_cache.markers import check_tags, check_ttl
 from asgi_cache.stores.base import Store, StoreError
 
 if TYPE_CHECKING:
@@ -294,28 +295,6 @@ def _store_failed(name: str, operation: str, exc: Exception) -> None:
         logger.warning("asgi-cache: memo %s: store %s failed: %r", name, operation, exc)
 
 
-def _check_ttl(owner: str, ttl: float | None) -> float | None:
-    if ttl is None:
-        return None
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-        raise TypeError(f"{owner}: ttl must be a number of seconds, got {ttl!r}")
-    if not 0 < ttl < math.inf:
-        raise ValueError(f"{owner}: ttl must be a positive, finite number of seconds, got {ttl!r}")
-    return float(ttl)
-
-
-def _check_tags(owner: str, tags: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(tags, str):
-        raise TypeError(f"{owner}: tags must be a tuple of strings, not one string")
-    checked = tuple(tags)
-    for tag in checked:
-        if not isinstance(tag, str) or not tag:
-            raise ValueError(f"{owner}: every tag must be a non-empty string, got {tag!r}")
-        if "{" in tag or "}" in tag:  # @cached fills placeholders; memoize does not (yet)
-            raise ValueError(f"{owner}: tag {tag!r}: placeholders are not supported here")
-    return checked
-
-
 def _is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
@@ -343,11 +322,11 @@ class _Memoized(Generic[R]):
     ) -> None:
         self.name = _function_name(fn)
         owner = f"memoize {self.name}"
-        self.ttl = _check_ttl(owner, ttl)
+        self.ttl = check_ttl(owner, ttl)
         prefix = memoizer.cache.prefix
         self.tags = [
             tag_key(prefix, "memo:" + self.name),
-            *(tag_key(prefix, tag) for tag in _check_tags(owner, tags)),
+            *(tag_key(prefix, tag) for tag in check_tags(owner, tags, placeholders=False)),
         ]
         self.memoizer = memoizer
         self.fn = fn
@@ -557,9 +536,10 @@ class Memoizer:
     ) -> bool:
         """See :meth:`asgi_cache.Cache.set`."""
         data_key = self._data_key("Cache.set", key)
-        checked_ttl = _check_ttl(f"Cache.set({key!r})", ttl)
+        checked_ttl = check_ttl(f"Cache.set({key!r})", ttl)
         store_tags = [
-            tag_key(self.cache.prefix, tag) for tag in _check_tags(f"Cache.set({key!r})", tags)
+            tag_key(self.cache.prefix, tag)
+            for tag in check_tags(f"Cache.set({key!r})", tags, placeholders=False)
         ]
         try:
             data = _encode(value)

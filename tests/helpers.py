@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import NoReturn
 
 import anyio
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope
+
+from asgi_cache.stores.base import Fence, Store, StoreError
 
 
 class Calls(Counter[str]):
@@ -94,3 +97,47 @@ async def asgi_request(
 
     await app(scope, receive or no_body, send)
     return Recorded(messages)
+
+
+class BrokenStore(Store):
+    """A store whose every call fails, like a Redis that went away."""
+
+    def __init__(self, error: type[Exception] = StoreError) -> None:
+        self.error = error
+
+    def _fail(self) -> NoReturn:
+        raise self.error("store down")
+
+    async def get(self, key: str) -> bytes | None:
+        self._fail()
+
+    async def fence(self, tags: Sequence[str]) -> Fence:
+        self._fail()
+
+    async def set(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float,
+        tags: Sequence[str] = (),
+        fence: Fence | None = None,
+    ) -> bool:
+        self._fail()
+
+    async def delete(self, key: str) -> bool:
+        self._fail()
+
+    async def invalidate(self, tags: Sequence[str]) -> int:
+        self._fail()
+
+    async def clear(self, prefix: str) -> int:
+        self._fail()
+
+    async def acquire(self, name: str, token: str, ttl: float) -> bool:
+        self._fail()
+
+    async def release(self, name: str, token: str) -> None:
+        self._fail()
+
+    async def wait_released(self, name: str, timeout: float) -> None:
+        self._fail()

@@ -22,7 +22,7 @@ from asgi_cache import Cache, CacheMiddleware, MemoryStore, Store, cached, inval
 from asgi_cache.cache import SCOPE_KEY
 from asgi_cache.entry import Entry, encode
 from asgi_cache.stores.base import Fence
-from tests.helpers import Calls, Recorded, asgi_request, client_for
+from tests.helpers import BrokenStore, Calls, Recorded, asgi_request, client_for
 
 MakeCache = Callable[..., Cache]
 
@@ -320,38 +320,6 @@ def test_an_unknown_asgi_cache_url_scheme_fails_at_construction(
 # Stores that fail or hold garbage
 
 
-class BrokenStore(Store):
-    """A store whose every call fails, like a Redis that went away."""
-
-    async def get(self, key: str) -> bytes | None:
-        raise RuntimeError("store down")
-
-    async def fence(self, tags: Sequence[str]) -> Fence:
-        raise RuntimeError("store down")
-
-    async def set(
-        self,
-        key: str,
-        value: bytes,
-        ttl: float,
-        tags: Sequence[str] = (),
-        fence: Fence | None = None,
-    ) -> bool:
-        raise RuntimeError("store down")
-
-    async def delete(self, key: str) -> bool:
-        raise RuntimeError("store down")
-
-    async def invalidate(self, tags: Sequence[str]) -> int:
-        raise RuntimeError("store down")
-
-    async def clear(self, prefix: str) -> int:
-        raise RuntimeError("store down")
-
-    async def aclose(self) -> None:
-        raise RuntimeError("store down")
-
-
 def product_app(store: Store) -> tuple[FastAPI, Calls]:
     calls = Calls()
     app = FastAPI()
@@ -375,7 +343,7 @@ def product_app(store: Store) -> tuple[FastAPI, Calls]:
 
 @pytest.mark.anyio
 async def test_a_failing_store_turns_a_cached_get_into_a_bypass_not_an_error() -> None:
-    app, calls = product_app(BrokenStore())
+    app, calls = product_app(BrokenStore(RuntimeError))
     async with client_for(app) as client:
         first = await client.get("/products/1")
         second = await client.get("/products/1")
@@ -388,7 +356,7 @@ async def test_a_failing_store_turns_a_cached_get_into_a_bypass_not_an_error() -
 
 @pytest.mark.anyio
 async def test_a_failing_store_does_not_fail_an_invalidating_write() -> None:
-    app, _ = product_app(BrokenStore())
+    app, _ = product_app(BrokenStore(RuntimeError))
     async with client_for(app) as client:
         put = await client.put("/products/1", params={"name": "plum"})
         get = await client.get("/products/1")

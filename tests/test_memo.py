@@ -23,8 +23,7 @@ from pydantic import BaseModel
 
 from asgi_cache import Cache, MemoryStore, Store, StoreError
 from asgi_cache.memo import memo_key
-from asgi_cache.stores.base import Fence
-from tests.helpers import Calls, Clock
+from tests.helpers import BrokenStore, Calls, Clock
 
 pytestmark = pytest.mark.anyio
 
@@ -603,40 +602,8 @@ async def test_concurrent_calls_with_the_same_arguments_run_the_function_once(
     assert results == [{"day": "mon", "run": 1}] * 100
 
 
-class BrokenStore(Store):
-    """A store whose every call fails, like Redis during an outage."""
-
-    async def get(self, key: str) -> bytes | None:
-        raise StoreError("store down")
-
-    async def fence(self, tags: Sequence[str]) -> Fence:
-        raise StoreError("store down")
-
-    async def set(
-        self,
-        key: str,
-        value: bytes,
-        ttl: float,
-        tags: Sequence[str] = (),
-        fence: Fence | None = None,
-    ) -> bool:
-        raise StoreError("store down")
-
-    async def delete(self, key: str) -> bool:
-        raise StoreError("store down")
-
-    async def invalidate(self, tags: Sequence[str]) -> int:
-        raise StoreError("store down")
-
-    async def clear(self, prefix: str) -> int:
-        raise StoreError("store down")
-
-    async def acquire(self, name: str, token: str, ttl: float) -> bool:
-        raise StoreError("store down")
-
-
 async def test_a_failing_store_still_computes_and_returns() -> None:
-    cache = Cache(BrokenStore())
+    cache = Cache(BrokenStore(StoreError))
     calls = Calls()
 
     @cache.memoize()
@@ -658,7 +625,7 @@ async def test_a_failing_store_still_computes_and_returns() -> None:
 
 
 async def test_removals_on_a_failing_store_raise() -> None:
-    cache = Cache(BrokenStore())
+    cache = Cache(BrokenStore(StoreError))
 
     @cache.memoize()
     async def compute_stats(user_id: int) -> int:
