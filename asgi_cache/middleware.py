@@ -407,7 +407,6 @@ class CacheMiddleware:
         leadership = await self._coalescer.lead(cache.store, lookup.key, cache.coalesce_wait)
         if leadership is None:
             return  # another request, here or in another process, refreshes it
-        cache.counters.refreshes += 1
         requested = False
 
         async def receive() -> Message:
@@ -424,6 +423,7 @@ class CacheMiddleware:
             responder = await self._responder(lookup, receive, discard, leadership)
             if responder is not None:
                 await self.app(scope, responder.receive, responder.send)
+                cache.counters.refreshes += 1
         except Exception:
             logger.warning(
                 "asgi-cache: background refresh of %s failed", lookup.route.label, exc_info=True
