@@ -19,11 +19,12 @@ from pathlib import Path
 
 import anyio
 import pytest
+from fastapi import FastAPI
 from pydantic import BaseModel
 
-from asgi_cache import Cache, MemoryStore, Store, StoreError
+from asgi_cache import Cache, CacheMiddleware, MemoryStore, Store, StoreError
 from asgi_cache.memo import memo_key
-from tests.helpers import BrokenStore, Calls, Clock
+from tests.helpers import BrokenStore, Calls, Clock, client_for
 
 pytestmark = pytest.mark.anyio
 
@@ -774,3 +775,42 @@ def test_memoized_functions_lists_them_by_qualified_name() -> None:
     memoized = cache.memoize()(keyed)
     assert cache.memoized_functions() == {"tests.test_memo.keyed": memoized}
     assert Cache().memoized_functions() == {}
+
+
+async def test_a_write_route_drops_the_memoized_value_a_read_route_uses(
+    make_cache: MakeCache,
+) -> None:
+    """The tutorial's product API: GET uses a memoized loader, PUT deletes its entry."""
+    cache = make_cache()
+    database = {1: "apple", 2: "pear"}
+    loads = Calls()
+
+    @cache.memoize(ttl=120)
+    async def load_product(pid: int) -> dict[str, object]:
+        loads[str(pid)] += 1
+        return {"id": pid, "name": database[pid]}
+
+    app = FastAPI()
+    app.add_middleware(CacheMiddleware, cache=cache)
+
+    @app.get("/products/{pid}")
+    async def product(pid: int) -> dict[str, object]:
+        return await load_product(pid)
+
+    @app.put("/products/{pid}")
+    async def update_product(pid: int, name: str) -> dict[str, object]:
+        database[pid] = name
+        await cache.delete_memoized(load_product, pid)
+        return {"status": "updated", "id": pid}
+
+    async with client_for(app) as client:
+        await client.get("/products/1")
+        await client.get("/products/2")
+        cached_read = await client.get("/products/1")
+        await client.put("/products/1", params={"name": "cherry"})
+        fresh = await client.get("/products/1")
+        other = await client.get("/products/2")
+    assert cached_read.json() == {"id": 1, "name": "apple"}
+    assert fresh.json() == {"id": 1, "name": "cherry"}
+    assert other.json() == {"id": 2, "name": "pear"}
+    assert loads == {"1": 2, "2": 1}
