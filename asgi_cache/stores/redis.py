@@ -70,7 +70,6 @@ import hashlib
 import logging
 import math
 import re
-import sys
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -78,14 +77,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgi_cache.stores.base import Fence, Store, StoreError
 from asgi_cache.stores.breaker import Breaker
-
-if sys.version_info >= (3, 11):
-    from asyncio import timeout as _timeout
-else:  # pragma: no cover - redis-py depends on async-timeout on these versions
-    try:
-        from async_timeout import timeout as _timeout
-    except ImportError:  # no redis either: RedisStore refuses to start, importing must work
-        pass
 
 try:
     import redis.asyncio as _redis
@@ -488,9 +479,12 @@ class RedisStore(Store):
                 await self._bounded(self._ready())
                 result = await call()
             else:
-                async with _timeout(self._timeout):
+
+                async def ready_then_call() -> T:
                     await self._ready()
-                    result = await call()
+                    return await call()
+
+                result = await _within(self._timeout, ready_then_call())
         except Exception as exc:
             self._record_failure(operation, exc)
             if isinstance(exc, asyncio.TimeoutError):
@@ -542,8 +536,7 @@ class RedisStore(Store):
         await asyncio.shield(task)
 
     async def _bounded(self, awaitable: Awaitable[T]) -> T:
-        async with _timeout(self._timeout):
-            return await awaitable
+        return await _within(self._timeout, awaitable)
 
     async def _generations(self, tags: Sequence[str]) -> list[bytes | None]:
         pipe = self._client.pipeline(transaction=False)
@@ -631,6 +624,34 @@ class RedisStore(Store):
 def _require_redis() -> None:
     if _redis is None:
         raise ImportError('RedisStore needs the redis package: pip install "asgi-cache[redis]"')
+
+
+async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` for at most ``seconds``, whatever it does with cancellation.
+
+    redis-py awaits its replies through ``asyncio.wait_for``, which before
+    Python 3.12 can swallow a cancellation that arrives as a reply does
+    (CPython gh-86296): a plain ``asyncio.timeout`` around a command then does
+    not stop it, and a stalled Redis holds the request for as long as it
+    stalls.  Running the command as its own task and abandoning it on time-out
+    bounds the wait; the task is cancelled, its outcome discarded, and redis-py
+    drops its connection.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait((task,), timeout=seconds)
+    except BaseException:
+        _abandon(task)
+        raise
+    if not done:
+        _abandon(task)
+        raise asyncio.TimeoutError
+    return task.result()
+
+
+def _abandon(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    task.add_done_callback(_retrieve_exception)
 
 
 def _retrieve_exception(task: asyncio.Future[Any]) -> None:
