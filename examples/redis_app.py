@@ -67,7 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 async def all_products() -> dict[int, str]:
     stored = await db().hgetall(PRODUCTS_KEY)
-    return {**SEED, **{int(pid): name for pid, name in stored.items()}}
+    return {**SEED, **{int(pid): str(name) for pid, name in stored.items()}}
 
 
 class WorkerPidMiddleware:

@@ -55,9 +55,7 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def server(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of ``examples.redis_app:app`` under ``uvicorn --workers 2``."""
     with redis.Redis.from_url(redis_server.url) as client:  # leftovers of an earlier test
         for key in client.scan_iter(match="shop:*", count=1000):
