@@ -69,7 +69,7 @@ import anyio
 import anyio.to_thread
 import orjson
 
-from asgi_cache.flight import Coalescer
+from asgi_cache.flight import Coalescer, Leadership
 from asgi_cache.keys import tag_key
 from asgi_cache.markers import check_tags, check_ttl
 from asgi_cache.stores.base import Store, StoreError
@@ -436,7 +436,8 @@ class Memoizer:
             return typing.cast(R, found)
         if not self.cache.coalesce:
             return await self._fill(memo, store, key, args, kwargs)
-        leadership = await self._coalescer.join(store, key, self.cache.coalesce_wait)
+        joined = await self._coalescer.join(store, key, self.cache.coalesce_wait)
+        leadership = joined if isinstance(joined, Leadership) else None
         try:
             # A follower reads what the leader stored; a new leader checks the
             # store again, since a leader that just finished may have filled it.

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import math
 import os
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -30,13 +29,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_cache.cache import SCOPE_KEY, Cache
 from asgi_cache.entry import CorruptEntry, Entry, decode
-from asgi_cache.flight import Coalescer, Leadership
+from asgi_cache.flight import Coalescer, Flight, Leadership
 from asgi_cache.headers import accepted_codings
 from asgi_cache.keys import canonical_query, entry_key, path_tag, tag_key
 from asgi_cache.policy import UNSAFE_METHODS, request_directive
 from asgi_cache.replay import CACHE_STATUS, send_entry
 from asgi_cache.responder import Responder, store_failed, with_header
 from asgi_cache.routes import ReadRoute, RouteTable, compile_routes, find_routes
+from asgi_cache.stores.base import Fence
 
 __all__ = ["CacheMiddleware"]
 
@@ -265,8 +265,10 @@ class CacheMiddleware:
             return
         leadership: Leadership | None = None
         if cache.coalesce:
-            leadership = await self._coalescer.join(cache.store, lookup.key, cache.coalesce_wait)
-            if leadership is None and await self._answer_collapsed(lookup, scope, send):
+            joined = await self._coalescer.join(cache.store, lookup.key, cache.coalesce_wait)
+            if isinstance(joined, Leadership):
+                leadership = joined
+            elif await self._answer_collapsed(lookup, joined, scope, send):
                 return
         try:
             cache.counters.misses += 1
@@ -277,17 +279,23 @@ class CacheMiddleware:
                 await self._fill_or_stale(lookup, stale, scope, receive, send, leadership)
         finally:
             if leadership is not None:
-                await leadership.release()
+                with anyio.CancelScope(shield=True):
+                    await leadership.release()
 
-    async def _answer_collapsed(self, lookup: _Lookup, scope: Scope, send: Send) -> bool:
-        """After waiting for another request's response: answer from it if stored."""
+    async def _answer_collapsed(
+        self, lookup: _Lookup, flight: Flight, scope: Scope, send: Send
+    ) -> bool:
+        """After waiting for another request's response: answer from it if
+        there is one, handed over in this process or stored by another."""
         cache = self.cache
-        try:
-            data = await cache.store.get(lookup.key)
-        except Exception as exc:
-            store_failed(cache, "get", exc)
-            return False
-        entry = self._decode(data, lookup.key) if data is not None else None
+        entry = flight.result
+        if not isinstance(entry, Entry):
+            try:
+                data = await cache.store.get(lookup.key)
+            except Exception as exc:
+                store_failed(cache, "get", exc)
+                return False
+            entry = self._decode(data, lookup.key) if data is not None else None
         now = cache.clock()
         if entry is None or not entry.is_fresh(now):
             return False
@@ -305,17 +313,18 @@ class CacheMiddleware:
         send: Send,
         leadership: Leadership | None,
         **kwargs: object,
-    ) -> Responder | None:
-        """A responder with a fence on the route's tags, or ``None`` if the
-        store cannot give one (then the request is merely forwarded)."""
+    ) -> Responder:
+        """A responder fenced on the route's tags.  When the store cannot give a
+        fence, the response is not stored, but still handed to followers."""
         cache = self.cache
         tags = [tag_key(cache.prefix, tag) for tag in lookup.route.tags(lookup.route_path)]
         tags.append(path_tag(cache.prefix, lookup.route_path))
+        persist = True
         try:
-            fence = await cache.store.fence(tags)
+            fence: Fence | None = await cache.store.fence(tags)
         except Exception as exc:
             store_failed(cache, "fence", exc)
-            return None
+            fence, persist = None, False
         return Responder(
             cache,
             lookup.route,
@@ -327,6 +336,7 @@ class CacheMiddleware:
             receive,
             send,
             leadership=leadership,
+            persist=persist,
             **kwargs,  # type: ignore[arg-type]
         )
 
@@ -339,9 +349,6 @@ class CacheMiddleware:
         leadership: Leadership | None,
     ) -> None:
         responder = await self._responder(lookup, receive, send, leadership)
-        if responder is None:
-            await self._forward(scope, receive, send, "store-unavailable", fwd=_MISS)
-            return
         await self.app(scope, responder.receive, responder.send)
 
     async def _fill_or_stale(
@@ -362,10 +369,6 @@ class CacheMiddleware:
             responder = await self._responder(
                 lookup, receive, send, leadership, stale=stale, timer=timer
             )
-            if responder is None:
-                timer.deadline = math.inf
-                await self._forward(scope, receive, send, "store-unavailable", fwd=_MISS)
-                return
             try:
                 await self.app(scope, responder.receive, responder.send)
             except Exception:
@@ -377,8 +380,6 @@ class CacheMiddleware:
                     exc_info=True,
                 )
                 responder.use_stale = True
-        if responder is None:
-            return
         if responder.use_stale or (timer.cancelled_caught and not responder.started):
             await self._serve_stale(
                 stale, self.cache.clock(), lookup, scope, "stale-if-error", send
@@ -421,9 +422,8 @@ class CacheMiddleware:
 
         try:
             responder = await self._responder(lookup, receive, discard, leadership)
-            if responder is not None:
-                await self.app(scope, responder.receive, responder.send)
-                cache.counters.refreshes += 1
+            await self.app(scope, responder.receive, responder.send)
+            cache.counters.refreshes += 1
         except Exception:
             logger.warning(
                 "asgi-cache: background refresh of %s failed", lookup.route.label, exc_info=True

@@ -63,6 +63,7 @@ class Responder:
         "held",
         "key",
         "leadership",
+        "persist",
         "receive_",
         "route",
         "send_",
@@ -90,6 +91,7 @@ class Responder:
         leadership: Leadership | None = None,
         stale: Entry | None = None,
         timer: anyio.CancelScope | None = None,
+        persist: bool = True,
     ) -> None:
         self.cache = cache
         self.route = route
@@ -101,6 +103,7 @@ class Responder:
         self.receive_ = receive
         self.send_ = send
         self.leadership = leadership
+        self.persist = persist  # False: the store failed; followers still get the entry
         self.stale = stale  # an entry to answer with if the application fails
         self.timer = timer  # cancels a slow application while a stale entry waits
         self.held: Message | None = None  # the response start, until the first body
@@ -177,7 +180,13 @@ class Responder:
             else:
                 self.held["headers"] = _with_etag(self.held["headers"], body)
                 stored = await self._store(body)
-                await self._release(self.fwd + (b"; stored" if stored else b"; detail=not-stored"))
+                if stored:
+                    detail = b"; stored"
+                elif not self.persist:
+                    detail = b"; detail=store-unavailable"
+                else:
+                    detail = b"; detail=not-stored"
+                await self._release(self.fwd + detail)
             await self._forward(message)
             return
         if self.held is not None:  # a streamed body: forward as it comes
@@ -204,21 +213,28 @@ class Responder:
             headers,
             (cache.stale_while_revalidate, cache.stale_if_error),
         )
+        if ttl <= 0:
+            await self._not_storing("no lifetime")
+            return False
+        entry = Entry(self.start["status"], headers, body, cache.clock(), ttl, swr, sie)
         stored = False
-        if ttl > 0:
-            entry = Entry(self.start["status"], headers, body, cache.clock(), ttl, swr, sie)
+        if self.persist:
             try:
                 stored = await cache.store.set(
                     self.key, encode(entry), ttl + max(swr, sie), self.tags, self.fence
                 )
             except Exception as exc:
                 store_failed(cache, "set", exc)
+                self.persist = False
         if stored:
             cache.counters.stores += 1
-            if self.leadership is not None:
-                await self.leadership.release()
-        else:
+        elif self.persist:  # refused: an invalidation raced this response
             await self._not_storing("refused")
+            return False
+        if self.leadership is not None:
+            # Followers in this process get the entry itself, even when the
+            # store failed; a refused entry (see above) is never handed over.
+            await self.leadership.release(entry)
         return stored
 
 
