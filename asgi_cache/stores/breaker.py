@@ -3,10 +3,15 @@
 After ``threshold`` failures in a row the breaker opens: callers skip the store
 for ``cooldown`` seconds.  Then one trial call is let through; its success
 closes the breaker, its failure opens it again.
+
+A failed call counts only if no call succeeded while it was in flight: under a
+burst, a busy event loop makes some calls miss their deadline while others go
+through, and that is this process being slow, not the store being down.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 __all__ = ["Breaker"]
@@ -22,6 +27,7 @@ class Breaker:
         self.failures = 0
         self.opened_at: float | None = None
         self.trial = False
+        self.last_success = -math.inf
 
     def allow(self) -> bool:
         if self.opened_at is None:
@@ -34,13 +40,17 @@ class Breaker:
     def succeeded(self) -> bool:
         """Record a success; return whether this closed an open breaker."""
         was_open = self.opened_at is not None
+        self.last_success = self.clock()
         self.failures = 0
         self.opened_at = None
         self.trial = False
         return was_open
 
-    def failed(self) -> str | None:
-        """Record a failure; return ``"opened"``, ``"reopened"`` or ``None``."""
+    def failed(self, started_at: float) -> str | None:
+        """Record a failure of a call made at ``started_at``; return
+        ``"opened"``, ``"reopened"`` or ``None``."""
+        if self.opened_at is None and self.last_success > started_at:
+            return None  # the store answered others meanwhile: not an outage
         self.failures += 1
         if self.opened_at is not None:
             self.opened_at = self.clock()

@@ -110,6 +110,10 @@ _MEMBER_SLACK_MS = 1000
 
 _BATCH = 500
 
+#: Event-loop turns a call gets past its deadline, for a reply already received
+#: to be processed (see ``_within``).
+_GRACE_TURNS = 4
+
 #: A script to run: its source, its keys (all in one slot) and its arguments.
 _ScriptCall = tuple[str, tuple[str, ...], tuple[object, ...]]
 
@@ -231,6 +235,8 @@ class RedisStore(Store):
         self._client = client
         self._cluster = isinstance(client, _RedisCluster)
         self._timeout = timeout
+        self._reading: dict[str, asyncio.Future[bytes | None]] = {}
+        self._abandoned: set[asyncio.Future[Any]] = set()
         self._breaker = Breaker(failure_threshold, cooldown, clock)
         self._owns_client = False
         self._discovery: asyncio.Future[Any] | None = None
@@ -260,7 +266,12 @@ class RedisStore(Store):
         if url_cluster if cluster is None else cluster:
             client = _RedisCluster.from_url(url, **client_kwargs)
         else:
-            client = _redis.Redis.from_url(url, **client_kwargs)
+            # A bounded pool: a burst of requests queues for a few warm
+            # connections instead of opening one each (redis-py spends about a
+            # millisecond of CPU per new connection, enough to time out a burst).
+            client_kwargs.setdefault("max_connections", 32)
+            pool = _redis.BlockingConnectionPool.from_url(url, timeout=None, **client_kwargs)
+            client = _redis.Redis.from_pool(pool)  # the client owns, and closes, its pool
         # If the constructor refuses the client, nothing has connected yet: there is
         # nothing to close, and redis-py does not warn about unconnected clients.
         store = cls(
@@ -288,11 +299,22 @@ class RedisStore(Store):
     # -- the Store interface -------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
-        async def call() -> bytes | None:
-            reply = await self._client.get(key)
-            return _expect(reply, (bytes, type(None)), "GET")
+        """One ``GET``; concurrent gets of one key share it.
 
-        return await self._guard("get", call)
+        A burst of requests for a hot key (or a cold one: everybody misses at
+        once) then costs Redis one round trip per process, not one per request.
+        """
+        pending = self._reading.get(key)
+        if pending is None:
+
+            async def call() -> bytes | None:
+                reply = await self._client.get(key)
+                return _expect(reply, (bytes, type(None)), "GET")
+
+            pending = self._reading[key] = asyncio.ensure_future(self._guard("get", call))
+            pending.add_done_callback(lambda _: self._reading.pop(key, None))
+            pending.add_done_callback(_retrieve_exception)
+        return await asyncio.shield(pending)
 
     async def fence(self, tags: Sequence[str]) -> Fence:
         if not tags:
@@ -443,7 +465,15 @@ class RedisStore(Store):
         async def call() -> bool:
             return bool(await self._client.exists(name))
 
-        while await self._guard("wait", call):
+        while True:
+            try:
+                if not await self._guard("wait", call):
+                    return
+            except StoreError:
+                if self._breaker.opened_at is not None:
+                    raise  # an outage: waiting on would only delay the request
+                # One slow poll (a busy moment) is no reason to stop waiting
+                # and send every follower to the application at once.
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
@@ -454,6 +484,11 @@ class RedisStore(Store):
         """Close the client if :meth:`from_url` created it; a caller's client stays open."""
         if self._discovery is not None and not self._discovery.done():
             self._discovery.cancel()
+        # Calls abandoned at their deadline still hold connections: let their
+        # cancellation finish first, so closing the pool closes those too.
+        pending = [*self._abandoned, *self._reading.values()]
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
         if self._owns_client:
             self._owns_client = False
             await self._client.aclose()
@@ -474,6 +509,7 @@ class RedisStore(Store):
         breaker = self._breaker
         if not breaker.allow():
             raise StoreError(f"Redis {operation} skipped: the circuit breaker is open")
+        started = breaker.clock()
         try:
             if per_round_trip:
                 await self._bounded(self._ready())
@@ -484,9 +520,9 @@ class RedisStore(Store):
                     await self._ready()
                     return await call()
 
-                result = await _within(self._timeout, ready_then_call())
+                result = await _within(self._timeout, ready_then_call(), self._abandoned)
         except Exception as exc:
-            self._record_failure(operation, exc)
+            self._record_failure(operation, exc, started)
             if isinstance(exc, asyncio.TimeoutError):
                 raise StoreError(f"Redis {operation} took longer than {self._timeout:g}s") from exc
             raise StoreError(f"Redis {operation} failed: {_describe(exc)}") from exc
@@ -497,8 +533,8 @@ class RedisStore(Store):
             logger.warning("Redis store recovered; circuit breaker closed")
         return result
 
-    def _record_failure(self, operation: str, exc: Exception) -> None:
-        transition = self._breaker.failed()
+    def _record_failure(self, operation: str, exc: Exception, started: float) -> None:
+        transition = self._breaker.failed(started)
         if transition == "opened":
             logger.warning(
                 "Redis store %s failed (%s); %d consecutive failures, circuit breaker "
@@ -536,7 +572,7 @@ class RedisStore(Store):
         await asyncio.shield(task)
 
     async def _bounded(self, awaitable: Awaitable[T]) -> T:
-        return await _within(self._timeout, awaitable)
+        return await _within(self._timeout, awaitable, self._abandoned)
 
     async def _generations(self, tags: Sequence[str]) -> list[bytes | None]:
         pipe = self._client.pipeline(transaction=False)
@@ -626,7 +662,9 @@ def _require_redis() -> None:
         raise ImportError('RedisStore needs the redis package: pip install "asgi-cache[redis]"')
 
 
-async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
+async def _within(
+    seconds: float, awaitable: Awaitable[T], abandoned: set[asyncio.Future[Any]]
+) -> T:
     """Await ``awaitable`` for at most ``seconds``, whatever it does with cancellation.
 
     redis-py awaits its replies through ``asyncio.wait_for``, which before
@@ -636,21 +674,32 @@ async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
     stalls.  Running the command as its own task and abandoning it on time-out
     bounds the wait; the task is cancelled, its outcome discarded, and redis-py
     drops its connection.
+
+    At the deadline the event loop gets a few more turns first: under a burst
+    of requests the reply may already be in, queued behind other requests'
+    work, and that time went to this process, not to Redis.
     """
     task = asyncio.ensure_future(awaitable)
     try:
-        done, _ = await asyncio.wait((task,), timeout=seconds)
+        await asyncio.wait((task,), timeout=seconds)
+        for _ in range(_GRACE_TURNS):
+            if task.done():
+                break
+            await asyncio.sleep(0)
     except BaseException:
-        _abandon(task)
+        _abandon(task, abandoned)
         raise
-    if not done:
-        _abandon(task)
-        raise asyncio.TimeoutError
-    return task.result()
+    if task.done():
+        return task.result()
+    _abandon(task, abandoned)
+    raise asyncio.TimeoutError
 
 
-def _abandon(task: asyncio.Future[Any]) -> None:
+def _abandon(task: asyncio.Future[Any], abandoned: set[asyncio.Future[Any]]) -> None:
+    """Cancel ``task`` and forget its outcome; ``abandoned`` holds it until done."""
     task.cancel()
+    abandoned.add(task)
+    task.add_done_callback(abandoned.discard)
     task.add_done_callback(_retrieve_exception)
 
 
