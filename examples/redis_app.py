@@ -11,6 +11,7 @@ and try::
     curl -i -X PUT "http://127.0.0.1:8000/products/1?name=pear"   # invalidates on every worker
     curl -i http://127.0.0.1:8000/products/1    # "pear", whichever worker answers
     curl -i http://127.0.0.1:8000/whoami        # which worker answered (never cached)
+    curl -i http://127.0.0.1:8000/report        # slow; concurrent misses compute it once
 
 Every worker is its own process, so an in-memory dict "database" would differ
 between them and a write seen by one worker would be invisible to the other.
@@ -28,6 +29,7 @@ the other.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,6 +42,7 @@ from asgi_cache import Cache, CacheMiddleware, cached, invalidates
 
 URL = os.environ.get("ASGI_CACHE_URL", "redis://127.0.0.1:6379/0")
 PRODUCTS_KEY = "shop:data:products"  # a hash: product id -> name
+REPORT_RUNS_KEY = "shop:data:report-runs"  # how often /report was computed
 SEED: dict[int, str] = {1: "apple", 2: "cherry"}
 
 cache = Cache.from_url(URL, prefix="shop:v1")
@@ -119,6 +122,15 @@ async def get_product(pid: int) -> dict[str, object]:
 async def update_product(pid: int, name: str) -> dict[str, object]:
     await db().hset(PRODUCTS_KEY, str(pid), name)
     return {"status": "updated", "id": pid, "name": name}
+
+
+@app.get("/report")
+@cached(ttl=60)
+async def report() -> dict[str, object]:
+    """An expensive report: concurrent misses, on any worker, compute it once."""
+    runs = await db().incr(REPORT_RUNS_KEY)
+    await asyncio.sleep(0.5)  # the slow query
+    return {"runs": runs, "served_by": os.getpid()}
 
 
 @app.get("/whoami")

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 import redis
@@ -212,3 +213,40 @@ def test_after_a_put_every_worker_serves_the_new_product_list(
         if answered_by == workers:
             break
     assert answered_by == workers, f"only {answered_by} answered after the PUT"
+
+
+def test_concurrent_misses_on_both_workers_compute_once(
+    server: str, redis_server: RedisServer, workers: set[int]
+) -> None:
+    """A hundred concurrent requests for one cold key, spread over both workers."""
+
+    async def burst() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=100)
+        async with httpx.AsyncClient(
+            base_url=server, timeout=10, limits=limits, headers={"connection": "close"}
+        ) as client:
+            responses: list[httpx.Response] = []
+
+            async def get() -> None:
+                responses.append(await client.get("/report"))
+
+            with anyio.fail_after(20):
+                async with anyio.create_task_group() as tasks:
+                    for _ in range(100):
+                        tasks.start_soon(get)
+            return responses
+
+    responses = anyio.run(burst)
+    with redis.Redis.from_url(redis_server.url) as data:
+        runs = int(data.get("shop:data:report-runs") or 0)
+    statuses = [response.headers["cache-status"] for response in responses]
+    print(
+        f"\ncoalescing over 2 workers: {len(responses)} concurrent requests, "
+        f"{runs} endpoint execution(s), answered by {len({worker_pid(r) for r in responses})} "
+        f"worker(s), {statuses.count('asgi-cache; fwd=uri-miss; collapsed')} collapsed"
+    )
+    assert len(responses) == 100
+    assert all(response.status_code == 200 for response in responses)
+    assert runs == 1, sorted(set(statuses))
+    assert {response.json()["runs"] for response in responses} == {1}
+    assert {worker_pid(response) for response in responses} == workers
