@@ -10,21 +10,8 @@ values next to it.  Both live under the cache's prefix::
 
 Keys
 ----
-The arguments are bound to the function's signature with defaults applied, so
-``f(1)``, ``f(x=1)`` and ``f(1, y=<default>)`` share an entry.  The bound
-arguments are encoded canonically, then digested with BLAKE2b.  The encoding
-never depends on ``id()``, ``hash()`` or a default ``repr``, so a key is the
-same in every process, before and after a restart.  An argument may be:
-``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, ``list``, ``tuple``,
-``dict`` with ``str`` keys, ``set`` / ``frozenset``, an ``Enum`` member,
-``datetime`` / ``date`` / ``time``, ``UUID``, ``Decimal``, a dataclass instance
-(its compared fields) or a pydantic model (its JSON dump); containers nest.
-Anything else -- an object whose only identity is its address, a function, a
-file -- raises ``TypeError`` at call time naming the function and the argument,
-because keying it by address would give every process and every restart its
-own entry.  Values differing in type get different keys (``1``, ``1.0``,
-``True`` and ``"1"``; a list and a tuple): a needless miss is cheap, a wrong hit
-is not.  Methods are not supported as such: ``self`` is rarely keyable.
+See :mod:`asgi_cache.arguments`: arguments bound to the signature, encoded
+canonically (never by ``id()``, ``hash()`` or ``repr``), digested.
 
 Values
 ------
@@ -49,26 +36,20 @@ computation prevents storing the (possibly stale) result.
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import decimal
-import enum
 import functools
 import inspect
 import logging
-import math
-import sys
 import types
 import typing
-import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from hashlib import blake2b
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 import anyio
 import anyio.to_thread
 import orjson
 
+from asgi_cache.arguments import argument_digest, function_name, pydantic_base
 from asgi_cache.flight import Coalescer, Leadership
 from asgi_cache.keys import tag_key
 from asgi_cache.markers import check_tags, check_ttl
@@ -87,132 +68,7 @@ R = TypeVar("R")
 #: The attribute of a memoizing wrapper that holds its :class:`_Memoized`.
 MEMO_ATTR = "__asgi_cache_memo__"
 
-#: Containers nested deeper than this are refused as arguments (and a list that
-#: contains itself is refused instead of recursing forever).
-MAX_DEPTH = 64
-
 _MISS: Any = object()  # a lookup that found nothing usable
-_INT_RANGE = range(-(2**63), 2**63)  # what orjson writes as a JSON integer
-
-
-class _Unkeyable(TypeError):
-    """An argument (or a part of one) has no stable key."""
-
-
-def _pydantic_base() -> type[Any] | None:
-    """pydantic's ``BaseModel`` if pydantic is loaded, without ever importing it.
-
-    pydantic is optional, and an object can only be a model, or an annotation
-    name a model class, if pydantic was already imported by its definer.
-    """
-    module = sys.modules.get("pydantic")
-    base = getattr(module, "BaseModel", None)
-    return base if isinstance(base, type) else None
-
-
-def _type_name(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _canonical(value: object, depth: int = 0) -> object:
-    """``value`` as JSON data that only equal values of the same type share.
-
-    Every JSON array in the result is a ``[marker, payload...]`` pair, so a
-    user list can never be mistaken for an encoded set, bytes or date.
-    """
-    if depth > MAX_DEPTH:
-        raise _Unkeyable(f"nested more than {MAX_DEPTH} levels deep")
-    depth += 1
-    if isinstance(value, enum.Enum):  # before int and str: IntEnum, StrEnum
-        return ["enum", _type_name(type(value)), _canonical(value.value, depth)]
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, int):
-        number = int(value)
-        return number if number in _INT_RANGE else ["int", str(number)]
-    if isinstance(value, float):
-        # orjson writes NaN and infinities as null: keep them apart from None.
-        return value if math.isfinite(value) else ["float", repr(value)]
-    if isinstance(value, (bytes, bytearray)):
-        return ["bytes", bytes(value).hex()]
-    if isinstance(value, datetime.datetime):  # before date, its base class
-        return ["datetime", value.isoformat()]
-    if isinstance(value, datetime.date):
-        return ["date", value.isoformat()]
-    if isinstance(value, datetime.time):
-        return ["time", value.isoformat()]
-    if isinstance(value, uuid.UUID):
-        return ["uuid", str(value)]
-    if isinstance(value, decimal.Decimal):
-        return ["decimal", str(value)]
-    if isinstance(value, list):
-        return ["list", [_canonical(item, depth) for item in value]]
-    if isinstance(value, tuple):
-        return ["tuple", [_canonical(item, depth) for item in value]]
-    if isinstance(value, dict):
-        mapping: dict[str, object] = {}
-        for name, item in value.items():
-            if not isinstance(name, str):
-                raise _Unkeyable(f"dict key {name!r} is not a str")
-            mapping[str.__str__(name)] = _canonical(item, depth)
-        return ["dict", mapping]
-    if isinstance(value, (set, frozenset)):
-        # Iteration order depends on the hash seed: sort the encoded members.
-        members = sorted(
-            orjson.dumps(_canonical(item, depth), option=orjson.OPT_SORT_KEYS) for item in value
-        )
-        return ["set", [member.decode() for member in members]]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {
-            field.name: _canonical(getattr(value, field.name), depth)
-            for field in dataclasses.fields(value)
-            if field.compare
-        }
-        return ["dataclass", _type_name(type(value)), fields]
-    base = _pydantic_base()
-    if base is not None and isinstance(value, base):
-        try:
-            dumped = value.model_dump(mode="json")
-        except Exception as exc:
-            raise _Unkeyable(f"{type(value).__qualname__} cannot be dumped: {exc}") from None
-        return ["model", _type_name(type(value)), _canonical(dumped, depth)]
-    raise _Unkeyable(f"{type(value).__qualname__} values have no stable key")
-
-
-def _function_name(fn: Callable[..., Any]) -> str:
-    """``module.qualname``: the part of a memo key that names the function."""
-    module = getattr(fn, "__module__", None)
-    qualname = getattr(fn, "__qualname__", None)
-    if not isinstance(module, str) or not isinstance(qualname, str):
-        raise TypeError(f"memoize: {fn!r} has no __module__ and __qualname__ to key it by")
-    if "<lambda>" in qualname:
-        raise ValueError(
-            f"memoize: {module}.{qualname}: a lambda has no name that tells it from the others"
-        )
-    return f"{module}.{qualname}"
-
-
-def _argument_digest(
-    name: str, signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> str:
-    try:
-        bound = signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        raise TypeError(f"{name}(): {exc}") from None
-    bound.apply_defaults()
-    arguments: dict[str, object] = {}
-    for argument, value in bound.arguments.items():
-        try:
-            arguments[argument] = _canonical(value)
-        except _Unkeyable as exc:
-            raise TypeError(
-                f"memoize {name}: argument {argument!r} cannot be part of a cache key ({exc}); "
-                "pass plain data (str, int, tuples, dicts, dataclasses, models...) instead"
-            ) from None
-    encoded = orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS)
-    return blake2b(encoded, digest_size=16).hexdigest()
 
 
 def memo_key(prefix: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> str:
@@ -221,13 +77,13 @@ def memo_key(prefix: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) 
     ``fn`` may be the memoized wrapper or the function it wraps; the key is the
     same in every process.  Raises ``TypeError`` like the call would.
     """
-    name = _function_name(fn)
-    return f"{prefix}:memo:{name}:{_argument_digest(name, inspect.signature(fn), args, kwargs)}"
+    name = function_name(fn)
+    return f"{prefix}:memo:{name}:{argument_digest(name, inspect.signature(fn), args, kwargs)}"
 
 
 def _json_default(value: Any) -> Any:
     """orjson's hook for what it does not know: pydantic models, and nothing else."""
-    base = _pydantic_base()
+    base = pydantic_base()
     if base is not None and isinstance(value, base):
         return value.model_dump(mode="json")
     raise TypeError(f"{type(value).__qualname__} is not JSON serializable")
@@ -270,7 +126,7 @@ def _restorer(fn: Callable[..., Any]) -> Callable[[Any], Any] | None:
     if not isinstance(hint, type) or isinstance(hint, types.GenericAlias):
         return None  # list[Model] and the like come back as JSON
     cls: type[Any] = hint
-    base = _pydantic_base()
+    base = pydantic_base()
     if base is not None and issubclass(cls, base):
         validate: Callable[[Any], Any] = cls.model_validate
         return validate
@@ -320,7 +176,7 @@ class _Memoized(Generic[R]):
     def __init__(
         self, memoizer: Memoizer, fn: Callable[..., Any], ttl: float | None, tags: Iterable[str]
     ) -> None:
-        self.name = _function_name(fn)
+        self.name = function_name(fn)
         owner = f"memoize {self.name}"
         self.ttl = check_ttl(owner, ttl)
         prefix = memoizer.cache.prefix
@@ -337,7 +193,7 @@ class _Memoized(Generic[R]):
         self._resolved = False  # whether _restore was looked up
 
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        digest = _argument_digest(self.name, self.signature, args, kwargs)
+        digest = argument_digest(self.name, self.signature, args, kwargs)
         return f"{self.memoizer.cache.prefix}:memo:{self.name}:{digest}"
 
     async def compute(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
