@@ -237,9 +237,9 @@ class CacheMiddleware:
                     head = scope["method"] == "HEAD"
                     await send_entry(entry, now, send, head=head, if_none_match=if_none_match)
                     return
-                lookup = _Lookup(route, route_path, key, codings, if_none_match, fwd)
                 stale_for = entry.age(now) - entry.fresh_for
                 if stale_for < entry.stale_while_revalidate:
+                    lookup = _Lookup(route, route_path, key, codings, if_none_match, fwd)
                     await self._serve_stale(
                         entry, now, lookup, scope, "stale-while-revalidate", send
                     )
@@ -312,7 +312,9 @@ class CacheMiddleware:
         receive: Receive,
         send: Send,
         leadership: Leadership | None,
-        **kwargs: object,
+        *,
+        stale: Entry | None = None,
+        timer: anyio.CancelScope | None = None,
     ) -> Responder:
         """A responder fenced on the route's tags.  When the store cannot give a
         fence, the response is not stored, but still handed to followers."""
@@ -337,7 +339,8 @@ class CacheMiddleware:
             send,
             leadership=leadership,
             persist=persist,
-            **kwargs,  # type: ignore[arg-type]
+            stale=stale,
+            timer=timer,
         )
 
     async def _fill(
@@ -399,7 +402,7 @@ class CacheMiddleware:
         """Start one background revalidation of ``lookup``'s entry (coalesced)."""
         if self._coalescer.busy(lookup.key):
             return
-        # The request's own scope, minus what belongs to its connection.
+        # A copy of the request's scope: the refresh outlives the request.
         refresh_scope = {**scope, "headers": list(scope["headers"])}
         self._spawn(lambda: self._revalidate(lookup, refresh_scope))
 
