@@ -70,6 +70,7 @@ import hashlib
 import logging
 import math
 import re
+import sys
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -77,6 +78,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgi_cache.stores.base import Fence, Store, StoreError
 from asgi_cache.stores.breaker import Breaker
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as _timeout
+else:  # pragma: no cover - redis-py depends on async-timeout on these versions
+    try:
+        from async_timeout import timeout as _timeout
+    except ImportError:  # no redis either: RedisStore refuses to start, importing must work
+        pass
 
 try:
     import redis.asyncio as _redis
@@ -110,9 +119,6 @@ _MEMBER_SLACK_MS = 1000
 
 _BATCH = 500
 
-#: Event-loop turns a call gets past its deadline, for a reply already received
-#: to be processed (see ``_within``).
-_GRACE_TURNS = 4
 
 #: A script to run: its source, its keys (all in one slot) and its arguments.
 _ScriptCall = tuple[str, tuple[str, ...], tuple[object, ...]]
@@ -236,7 +242,6 @@ class RedisStore(Store):
         self._cluster = isinstance(client, _RedisCluster)
         self._timeout = timeout
         self._reading: dict[str, asyncio.Future[bytes | None]] = {}
-        self._abandoned: set[asyncio.Future[Any]] = set()
         self._breaker = Breaker(failure_threshold, cooldown, clock)
         self._owns_client = False
         self._discovery: asyncio.Future[Any] | None = None
@@ -262,16 +267,15 @@ class RedisStore(Store):
         """
         _require_redis()
         url, url_cluster = _pop_cluster_flag(url)
+        # The client's own read and connect timeouts back the store's timeout
+        # up where a cancellation cannot reach (see ``_within``).
+        client_kwargs.setdefault("socket_timeout", timeout)
+        client_kwargs.setdefault("socket_connect_timeout", timeout)
         client: Client
         if url_cluster if cluster is None else cluster:
             client = _RedisCluster.from_url(url, **client_kwargs)
         else:
-            # A bounded pool: a burst of requests queues for a few warm
-            # connections instead of opening one each (redis-py spends about a
-            # millisecond of CPU per new connection, enough to time out a burst).
-            client_kwargs.setdefault("max_connections", 32)
-            pool = _redis.BlockingConnectionPool.from_url(url, timeout=None, **client_kwargs)
-            client = _redis.Redis.from_pool(pool)  # the client owns, and closes, its pool
+            client = _redis.Redis.from_url(url, **client_kwargs)
         # If the constructor refuses the client, nothing has connected yet: there is
         # nothing to close, and redis-py does not warn about unconnected clients.
         store = cls(
@@ -305,16 +309,26 @@ class RedisStore(Store):
         once) then costs Redis one round trip per process, not one per request.
         """
         pending = self._reading.get(key)
-        if pending is None:
+        if pending is not None:
+            return await asyncio.shield(pending)  # a waiter's cancellation stays its own
+        shared = self._reading[key] = asyncio.get_running_loop().create_future()
 
-            async def call() -> bytes | None:
-                reply = await self._client.get(key)
-                return _expect(reply, (bytes, type(None)), "GET")
+        async def call() -> bytes | None:
+            reply = await self._client.get(key)
+            return _expect(reply, (bytes, type(None)), "GET")
 
-            pending = self._reading[key] = asyncio.ensure_future(self._guard("get", call))
-            pending.add_done_callback(lambda _: self._reading.pop(key, None))
-            pending.add_done_callback(_retrieve_exception)
-        return await asyncio.shield(pending)
+        try:
+            result = await self._guard("get", call)
+        except BaseException as exc:
+            error = exc if isinstance(exc, Exception) else StoreError("Redis get abandoned")
+            shared.set_exception(error)
+            shared.exception()  # retrieved: the waiters, if any, report it
+            raise
+        else:
+            shared.set_result(result)
+            return result
+        finally:
+            del self._reading[key]
 
     async def fence(self, tags: Sequence[str]) -> Fence:
         if not tags:
@@ -484,11 +498,6 @@ class RedisStore(Store):
         """Close the client if :meth:`from_url` created it; a caller's client stays open."""
         if self._discovery is not None and not self._discovery.done():
             self._discovery.cancel()
-        # Calls abandoned at their deadline still hold connections: let their
-        # cancellation finish first, so closing the pool closes those too.
-        pending = [*self._abandoned, *self._reading.values()]
-        if pending:
-            await asyncio.wait(pending, timeout=1.0)
         if self._owns_client:
             self._owns_client = False
             await self._client.aclose()
@@ -520,7 +529,7 @@ class RedisStore(Store):
                     await self._ready()
                     return await call()
 
-                result = await _within(self._timeout, ready_then_call(), self._abandoned)
+                result = await _within(self._timeout, ready_then_call())
         except Exception as exc:
             self._record_failure(operation, exc, started)
             if isinstance(exc, asyncio.TimeoutError):
@@ -572,7 +581,7 @@ class RedisStore(Store):
         await asyncio.shield(task)
 
     async def _bounded(self, awaitable: Awaitable[T]) -> T:
-        return await _within(self._timeout, awaitable, self._abandoned)
+        return await _within(self._timeout, awaitable)
 
     async def _generations(self, tags: Sequence[str]) -> list[bytes | None]:
         pipe = self._client.pipeline(transaction=False)
@@ -662,45 +671,18 @@ def _require_redis() -> None:
         raise ImportError('RedisStore needs the redis package: pip install "asgi-cache[redis]"')
 
 
-async def _within(
-    seconds: float, awaitable: Awaitable[T], abandoned: set[asyncio.Future[Any]]
-) -> T:
-    """Await ``awaitable`` for at most ``seconds``, whatever it does with cancellation.
+async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` for at most ``seconds`` (raises ``TimeoutError``).
 
-    redis-py awaits its replies through ``asyncio.wait_for``, which before
-    Python 3.12 can swallow a cancellation that arrives as a reply does
-    (CPython gh-86296): a plain ``asyncio.timeout`` around a command then does
-    not stop it, and a stalled Redis holds the request for as long as it
-    stalls.  Running the command as its own task and abandoning it on time-out
-    bounds the wait; the task is cancelled, its outcome discarded, and redis-py
-    drops its connection.
-
-    At the deadline the event loop gets a few more turns first: under a burst
-    of requests the reply may already be in, queued behind other requests'
-    work, and that time went to this process, not to Redis.
+    Inline, without a task of its own: a hit pays for no extra event-loop
+    turn.  redis-py awaits some writes through ``asyncio.wait_for``, which
+    before Python 3.12 can swallow a cancellation that lands as the write
+    completes (CPython gh-86296); the read that follows is then bounded by the
+    client's own ``socket_timeout``, which :meth:`RedisStore.from_url` sets to
+    the store's timeout.
     """
-    task = asyncio.ensure_future(awaitable)
-    try:
-        await asyncio.wait((task,), timeout=seconds)
-        for _ in range(_GRACE_TURNS):
-            if task.done():
-                break
-            await asyncio.sleep(0)
-    except BaseException:
-        _abandon(task, abandoned)
-        raise
-    if task.done():
-        return task.result()
-    _abandon(task, abandoned)
-    raise asyncio.TimeoutError
-
-
-def _abandon(task: asyncio.Future[Any], abandoned: set[asyncio.Future[Any]]) -> None:
-    """Cancel ``task`` and forget its outcome; ``abandoned`` holds it until done."""
-    task.cancel()
-    abandoned.add(task)
-    task.add_done_callback(abandoned.discard)
-    task.add_done_callback(_retrieve_exception)
+    async with _timeout(seconds):
+        return await awaitable
 
 
 def _retrieve_exception(task: asyncio.Future[Any]) -> None:
