@@ -202,11 +202,16 @@ class RedisStore(Store):
     Every operation raises :class:`~asgi_cache.stores.base.StoreError` on any
     failure, never a redis-py exception.  ``get``, ``fence``, ``set`` and
     ``delete`` each complete or fail within ``timeout`` seconds (a failed ``set``
-    may spend another ``timeout`` removing what it wrote); ``invalidate`` and
+    may spend another ``timeout`` removing what it wrote; on Python < 3.12 a
+    cancellation redis-py swallows leaves the wait to the client's
+    ``socket_timeout``, which :meth:`from_url` sets to ``timeout``: give a
+    client you pass in one too); ``invalidate`` and
     ``clear`` do work proportional to the data, so ``timeout`` bounds each of
     their round trips instead.  After ``failure_threshold`` consecutive
-    failures the store fails immediately, without touching Redis, for
-    ``cooldown`` seconds (measured with ``clock``); then one call is let through
+    failures (one counts only if no other call succeeded while it was in
+    flight: a busy event loop is not an outage) the store fails immediately,
+    without touching Redis, for ``cooldown`` seconds (measured with
+    ``clock``); then one call is let through
     and its success closes the breaker again.  Opening and closing are logged
     at WARNING on the ``asgi_cache`` logger; failures while open are not.
 
