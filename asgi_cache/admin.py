@@ -22,8 +22,8 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol, cast
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -86,7 +86,7 @@ def admin_app(cache: Cache, *, token: str | None = None) -> Starlette:
         if isinstance(parsed, Response):
             return parsed
         tags, paths, names, everything = parsed
-        registry = _memoized_functions(cache)
+        registry = cache.memoized_functions()
         unknown = [name for name in names if name not in registry]
         if unknown:
             return _error(422, f"unknown memoized function: {unknown[0][:200]}")
@@ -221,19 +221,6 @@ def _parse_purge(body: bytes) -> _Purge | Response:
     if not isinstance(everything, bool):
         return _error(422, "'all' must be true or false")
     return tags, paths, names, everything
-
-
-class _Memoizing(Protocol):
-    """The registry of memoized functions by name that :class:`Cache` is to expose."""
-
-    def memoized_functions(self) -> dict[str, Callable[..., Any]]: ...
-
-
-def _memoized_functions(cache: Cache) -> dict[str, Callable[..., Any]]:
-    """Memoized functions by ``module.qualname`` (none with a Cache that cannot memoize)."""
-    if not hasattr(cache, "memoized_functions"):
-        return {}
-    return cast(_Memoizing, cache).memoized_functions()
 
 
 def _error(status: int, detail: str, headers: Mapping[str, str] | None = None) -> Response:
