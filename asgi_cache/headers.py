@@ -13,7 +13,6 @@ from collections.abc import Iterable
 __all__ = [
     "accepted_codings",
     "etag_matches",
-    "header_values",
     "is_token",
     "parse_cache_control",
     "parse_vary",
@@ -33,11 +32,6 @@ _CODINGS = (b"br", b"deflate", b"gzip", b"zstd")
 def is_token(name: str) -> bool:
     """Whether ``name`` is a valid HTTP field name / token (RFC 9110 §5.1, §5.6.2)."""
     return bool(_TOKEN.match(name))
-
-
-def header_values(headers: Headers, name: bytes) -> list[bytes]:
-    """Every value of field ``name`` (lower-case), in order."""
-    return [value for key, value in headers if key.lower() == name]
 
 
 def parse_cache_control(values: Iterable[bytes]) -> dict[str, str]:
