@@ -53,7 +53,7 @@ from asgi_cache.arguments import argument_digest, function_name, pydantic_base
 from asgi_cache.flight import Coalescer, Leadership
 from asgi_cache.keys import tag_key
 from asgi_cache.markers import check_tags, check_ttl
-from asgi_cache.stores.base import Store, StoreError
+from asgi_cache.stores.base import Store, log_store_failure
 
 if TYPE_CHECKING:
     from asgi_cache.cache import Cache
@@ -140,15 +140,6 @@ def _restorer(fn: Callable[..., Any]) -> Callable[[Any], Any] | None:
 
         return build
     return None
-
-
-def _store_failed(name: str, operation: str, exc: Exception) -> None:
-    """A :class:`StoreError` was already reported by its store (once per
-    outage, not per call); anything else is a bug worth a warning."""
-    if isinstance(exc, StoreError):
-        logger.debug("asgi-cache: memo %s: store %s failed: %s", name, operation, exc)
-    else:
-        logger.warning("asgi-cache: memo %s: store %s failed: %r", name, operation, exc)
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
@@ -286,7 +277,7 @@ class Memoizer:
         try:
             found = await self._lookup(memo, store, key)
         except Exception as exc:
-            _store_failed(memo.name, "get", exc)
+            log_store_failure(f"memo {memo.name}: store get", exc)
             return await memo.compute(args, kwargs)
         if found is not _MISS:
             return typing.cast(R, found)
@@ -300,7 +291,7 @@ class Memoizer:
             try:
                 found = await self._lookup(memo, store, key)
             except Exception as exc:
-                _store_failed(memo.name, "get", exc)
+                log_store_failure(f"memo {memo.name}: store get", exc)
                 found = _MISS
             if found is not _MISS:
                 return typing.cast(R, found)
@@ -326,7 +317,7 @@ class Memoizer:
         try:
             fence = await store.fence(memo.tags)
         except Exception as exc:
-            _store_failed(memo.name, "fence", exc)
+            log_store_failure(f"memo {memo.name}: store fence", exc)
             return await memo.compute(args, kwargs)
         result = await memo.compute(args, kwargs)
         try:
@@ -347,7 +338,7 @@ class Memoizer:
                 "asgi-cache: memo %s: %s %s", memo.name, "stored" if stored else "not stored", key
             )
         except Exception as exc:
-            _store_failed(memo.name, "set", exc)
+            log_store_failure(f"memo {memo.name}: store set", exc)
         return result
 
     def functions(self) -> dict[str, Callable[..., Any]]:
@@ -378,7 +369,7 @@ class Memoizer:
         try:
             data = await self.cache.store.get(data_key)
         except Exception as exc:
-            _store_failed(repr(key), "get", exc)
+            log_store_failure(f"memo {key!r}: store get", exc)
             return default
         if data is None:
             return default
@@ -412,7 +403,7 @@ class Memoizer:
                 store_tags,
             )
         except Exception as exc:
-            _store_failed(repr(key), "set", exc)
+            log_store_failure(f"memo {key!r}: store set", exc)
             return False
 
     async def delete(self, key: str) -> bool:

@@ -27,7 +27,7 @@ from asgi_cache.flight import Leadership
 from asgi_cache.policy import freshness_lifetime, stale_windows, unstorable_reason
 from asgi_cache.replay import CACHE_STATUS
 from asgi_cache.routes import ReadRoute
-from asgi_cache.stores.base import Fence, StoreError
+from asgi_cache.stores.base import Fence, log_store_failure
 
 __all__ = ["Responder", "store_failed"]
 
@@ -37,13 +37,9 @@ Headers = list[tuple[bytes, bytes]]
 
 
 def store_failed(cache: Cache, operation: str, exc: Exception) -> None:
-    """Count and log a store failure: a :class:`StoreError` was already reported
-    by its store (once per outage, not per request); anything else is a bug."""
+    """Count and log (see :func:`log_store_failure`) a failed store call."""
     cache.counters.store_errors += 1
-    if isinstance(exc, StoreError):
-        logger.debug("asgi-cache: store %s failed: %s", operation, exc)
-    else:
-        logger.warning("asgi-cache: store %s failed: %r", operation, exc, exc_info=exc)
+    log_store_failure(f"store {operation}", exc)
 
 
 def with_header(message: Message, name: bytes, value: bytes) -> Message:

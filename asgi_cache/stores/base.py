@@ -9,9 +9,12 @@ namespaced by the cache's prefix, values are bytes (an encoded entry).
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Sequence
 
-__all__ = ["Fence", "Store", "StoreError"]
+__all__ = ["Fence", "Store", "StoreError", "log_store_failure"]
+
+logger = logging.getLogger("asgi_cache")
 
 #: An opaque snapshot of tag generations, taken by :meth:`Store.fence` before a
 #: response is generated and handed back to :meth:`Store.set`.  A store refuses
@@ -27,6 +30,15 @@ class StoreError(Exception):
     The middleware treats every store failure as a cache bypass: the request is
     answered by the application as if it were not cached.
     """
+
+
+def log_store_failure(what: str, exc: Exception) -> None:
+    """Log a failed store call: a :class:`StoreError` was already reported by
+    its store (once per outage, not per request), anything else is a bug."""
+    if isinstance(exc, StoreError):
+        logger.debug("asgi-cache: %s failed: %s", what, exc)
+    else:
+        logger.warning("asgi-cache: %s failed: %r", what, exc, exc_info=exc)
 
 
 class Store(abc.ABC):
