@@ -8,17 +8,27 @@ what the route's marker says, falling back on the response's own directives.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Collection
+from hashlib import blake2b
 
-from asgi_cache.headers import parse_cache_control, parse_vary
+from asgi_cache.entry import Entry
+from asgi_cache.headers import etag_matches, parse_cache_control, parse_vary
+from asgi_cache.status import Detail
 
 __all__ = [
     "DEFAULT_STATUSES",
     "UNSAFE_METHODS",
+    "Reuse",
+    "coding_refused",
     "freshness_lifetime",
+    "is_error",
+    "not_modified",
     "request_directive",
+    "reuse",
     "stale_windows",
     "unstorable_reason",
+    "with_etag",
 ]
 
 #: Statuses stored unless a route says otherwise: those RFC 9110 §15.1 calls
@@ -40,7 +50,7 @@ def unstorable_reason(
     headers: Headers,
     statuses: Collection[int],
     key_headers: Collection[str],
-) -> str | None:
+) -> Detail | None:
     """Why this response must not be stored, or ``None`` when it may be.
 
     RFC 9111 §3: a shared cache must not store a response with ``no-store`` or
@@ -51,26 +61,26 @@ def unstorable_reason(
     matches.
     """
     if status not in statuses or status >= 500:
-        return "status"
+        return Detail.STATUS
     cache_control: list[bytes] = []
     vary: list[bytes] = []
     for name, value in headers:
         name = name.lower()
         if name == b"set-cookie":
-            return "set-cookie"
+            return Detail.SET_COOKIE
         if name == b"cache-control":
             cache_control.append(value)
         elif name == b"vary":
             vary.append(value)
     if cache_control:
         directives = parse_cache_control(cache_control)
-        for directive in ("no-store", "private", "no-cache"):
-            if directive in directives:
+        for directive in (Detail.NO_STORE, Detail.PRIVATE, Detail.NO_CACHE):
+            if directive.value in directives:
                 return directive
     if vary:
         for field in parse_vary(vary):
             if field not in key_headers:
-                return "vary"
+                return Detail.VARY
     return None
 
 
@@ -144,3 +154,99 @@ def request_directive(cache_control: list[bytes] | None, pragma: list[bytes] | N
     if pragma and any(b"no-cache" in value.lower() for value in pragma):
         return "no-cache"
     return None
+
+
+class Reuse(enum.Enum):
+    """What a stored entry may be used for, now (RFC 9111 §4, RFC 5861)."""
+
+    #: §4.2: fresh, answer with it.
+    FRESH = "fresh"
+    #: RFC 5861 §3: stale but within ``stale-while-revalidate``: answer with it
+    #: at once and refresh it in the background.
+    STALE_WHILE_REVALIDATE = "stale-while-revalidate"
+    #: RFC 5861 §4: stale but within ``stale-if-error``: ask the application,
+    #: and answer with the entry if the application fails.
+    STALE_IF_ERROR = "stale-if-error"
+    #: §4: nothing to answer with: forward to the application.
+    UNUSABLE = "unusable"
+
+
+def reuse(entry: Entry, now: float) -> Reuse:
+    """How the stored ``entry`` may be used at time ``now``.
+
+    §4.2: an entry is fresh while its age is below its freshness lifetime;
+    past it, the RFC 5861 windows count from the moment it expired.  The age
+    never goes below zero (§4.2.3), whatever the skew between the clocks of
+    the process that stored the entry and this one.
+    """
+    age = now - entry.stored_at
+    if age < entry.fresh_for:
+        return Reuse.FRESH
+    stale_for = max(0.0, age) - entry.fresh_for
+    if stale_for < entry.stale_while_revalidate:
+        return Reuse.STALE_WHILE_REVALIDATE
+    if stale_for < entry.stale_if_error:
+        return Reuse.STALE_IF_ERROR
+    return Reuse.UNUSABLE
+
+
+def is_error(status: int) -> bool:
+    """Whether a response status is an error a ``stale-if-error`` entry stands in for.
+
+    RFC 5861 §4 names 500, 502, 503 and 504; any 5xx says the origin failed.
+    """
+    return status >= 500
+
+
+#: RFC 9110 §15.4.5: the fields a 304 carries over from the full response.
+NOT_MODIFIED_FIELDS = frozenset(
+    {b"cache-control", b"content-location", b"date", b"etag", b"expires", b"vary"}
+)
+
+
+def not_modified(headers: Headers, if_none_match: bytes | None) -> Headers | None:
+    """The headers of a ``304`` answering ``If-None-Match``, or ``None`` to send it all.
+
+    RFC 9110 §13.1.2: a GET or HEAD whose ``If-None-Match`` matches the stored
+    response's entity tag (weak comparison) is answered ``304 Not Modified``;
+    §15.4.5: with only the fields that describe the selected representation.
+    """
+    if if_none_match is None:
+        return None
+    etag = next((value for name, value in headers if name == b"etag"), None)
+    if etag is None or not etag_matches(if_none_match, etag):
+        return None
+    return [(name, value) for name, value in headers if name in NOT_MODIFIED_FIELDS]
+
+
+def coding_refused(headers: Headers, codings: bytes) -> bool:
+    """Whether the body is in a content coding the key says the client does not accept.
+
+    RFC 9110 §12.5.3: a coding the request's ``Accept-Encoding`` does not list
+    is not acceptable to it.  The key holds only the accepted *known* codings
+    (``codings``, comma-separated); a compressor that encodes anyway
+    (Starlette's gzip ignores ``q=0``) must not fill the entry that clients
+    without that coding share.
+    """
+    accepted = codings.split(b",")
+    for name, value in headers:
+        if name.lower() == b"content-encoding":
+            for coding in value.lower().split(b","):
+                coding = coding.strip()
+                if coding != b"identity" and coding not in accepted:
+                    return True
+    return False
+
+
+def with_etag(headers: Headers, body: bytes) -> Headers:
+    """``headers`` with a strong ``ETag`` (a digest of the body) unless they have one.
+
+    RFC 9110 §8.8.3: a strong validator changes with every change of the
+    representation's bytes, which a digest of the body does; it lets clients
+    revalidate a stored response with ``If-None-Match``.  An application's own
+    ``ETag`` is kept as it is.
+    """
+    if any(name.lower() == b"etag" for name, _ in headers):
+        return headers
+    digest = blake2b(body, digest_size=16).hexdigest().encode()
+    return [*headers, (b"etag", b'"' + digest + b'"')]

@@ -1,0 +1,158 @@
+"""The ``Cache-Status`` response header (RFC 9211): its one vocabulary.
+
+Every response of a cached route says what the cache did with it, as one
+list member for this cache::
+
+    asgi-cache; hit; ttl=42
+    asgi-cache; hit; ttl=-5; detail=stale-while-revalidate
+    asgi-cache; fwd=uri-miss; stored
+    asgi-cache; fwd=uri-miss; collapsed
+    asgi-cache; fwd=uri-miss; detail=set-cookie
+    asgi-cache; fwd=bypass; detail=authorization
+
+The header name, the forward reasons (§2.2), the details (§2.8) and the way the
+value is added to a response start live here only: the middleware, the
+responder, the counters and the tests all use these names.  The values a
+request can get are few, so each is built once and kept as bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from typing import NamedTuple
+
+from starlette.types import Message
+
+__all__ = [
+    "CACHE_STATUS",
+    "CacheStatus",
+    "Detail",
+    "Forward",
+    "forwarded",
+    "hit",
+    "parse",
+    "with_status",
+]
+
+#: The response header's name, as ASGI spells it (lower case).
+CACHE_STATUS = b"cache-status"
+#: The cache's name in the header: the first item of its list member.
+NAME = "asgi-cache"
+
+
+class Forward(str, enum.Enum):
+    """Why the request went to the application (RFC 9211 §2.2 ``fwd``)."""
+
+    #: no usable entry for this key (a miss, or an entry too stale to use)
+    URI_MISS = "uri-miss"
+    #: the cache was not consulted (credentials, a failing store, ...)
+    BYPASS = "bypass"
+    #: the client asked for a fresh response (``honor_request_cache_control``)
+    REQUEST = "request"
+
+
+class Detail(str, enum.Enum):
+    """Why a response was not stored or not looked up, or why stale was served.
+
+    A request bypassed for carrying a credential header gets that header's
+    name as its detail instead (``authorization``, ``cookie`` or whatever
+    ``credential_headers`` lists), so these are not all the details there are.
+    """
+
+    # The response could not be stored (RFC 9111 §3).
+    STATUS = "status"
+    SET_COOKIE = "set-cookie"
+    NO_STORE = "no-store"
+    PRIVATE = "private"
+    NO_CACHE = "no-cache"
+    VARY = "vary"
+    TOO_LARGE = "too-large"
+    CONTENT_ENCODING = "content-encoding"
+    HEAD = "head"
+    NOT_STORED = "not-stored"
+    # The cache was not consulted.
+    KEY_ERROR = "key-error"
+    STORE_UNAVAILABLE = "store-unavailable"
+    REQUEST_NO_STORE = "request-no-store"
+    # A stale entry was served (RFC 5861).
+    STALE_WHILE_REVALIDATE = "stale-while-revalidate"
+    STALE_IF_ERROR = "stale-if-error"
+
+
+def hit(ttl: float, detail: Detail | None = None) -> bytes:
+    """A hit with ``ttl`` seconds of freshness left (negative: expired that long ago).
+
+    RFC 9211 §2.5: ``ttl`` may be negative for a stale response.
+    """
+    if detail is None:
+        return b"asgi-cache; hit; ttl=%d" % ttl
+    return b"asgi-cache; hit; ttl=%d; detail=%s" % (ttl, detail.value.encode())
+
+
+@functools.cache
+def forwarded(
+    fwd: Forward,
+    detail: Detail | str | None = None,
+    *,
+    stored: bool = False,
+    collapsed: bool = False,
+) -> bytes:
+    """A response that went to the application (or waited for one that did).
+
+    ``stored``: it was stored (§2.7); ``collapsed``: it was answered from a
+    concurrent request's response (§2.6).  Memoised: the combinations are few
+    (credential details are header names from the configuration).
+    """
+    value = f"{NAME}; fwd={fwd.value}"
+    if stored:
+        value += "; stored"
+    if collapsed:
+        value += "; collapsed"
+    if detail is not None:
+        value += f"; detail={detail.value if isinstance(detail, Detail) else detail}"
+    return value.encode("latin-1")
+
+
+def with_status(message: Message, value: bytes) -> Message:
+    """A copy of the response start ``message`` with ``Cache-Status: value`` added."""
+    return {**message, "headers": [*message.get("headers", ()), (CACHE_STATUS, value)]}
+
+
+class CacheStatus(NamedTuple):
+    """This cache's member of a ``Cache-Status`` value, parsed (for tests and tools)."""
+
+    hit: bool
+    fwd: Forward | None
+    stored: bool
+    collapsed: bool
+    ttl: int | None
+    detail: str | None
+
+
+def parse(value: str | bytes) -> CacheStatus | None:
+    """This cache's member of a ``Cache-Status`` field value, or ``None`` without one.
+
+    Members of other caches (a CDN's, listed after ours) are skipped: RFC 9211
+    §2 lists one member per cache, the origin's nearest first.
+    """
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    for member in text.split(","):
+        name, *params = (item.strip() for item in member.split(";"))
+        if name != NAME:
+            continue
+        fields: dict[str, str] = {}
+        for param in params:
+            key, _, raw = param.partition("=")
+            fields[key] = raw
+        fwd = fields.get("fwd")
+        ttl = fields.get("ttl")
+        return CacheStatus(
+            hit="hit" in fields,
+            fwd=Forward(fwd) if fwd is not None else None,
+            stored="stored" in fields,
+            collapsed="collapsed" in fields,
+            ttl=int(ttl) if ttl is not None else None,
+            detail=fields.get("detail"),
+        )
+    return None
