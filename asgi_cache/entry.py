@@ -10,11 +10,14 @@ which callers treat as a miss.
 
 from __future__ import annotations
 
+import logging
 import math
 import struct
 from typing import NamedTuple
 
-__all__ = ["CorruptEntry", "Entry", "decode", "encode"]
+__all__ = ["CorruptEntry", "DecodedEntries", "Entry", "decode", "encode"]
+
+logger = logging.getLogger("asgi_cache")
 
 _MAGIC = b"AC\x01"
 # magic, status, stored_at (unix seconds), fresh_for, stale_while_revalidate,
@@ -108,3 +111,36 @@ def decode(data: bytes) -> Entry:
     if size - offset != body_len:
         raise CorruptEntry("body length does not match")
     return Entry(status, headers, data[offset:], stored_at, fresh_for, swr, sie)
+
+
+class DecodedEntries:
+    """Recently decoded entries, by their exact stored bytes.
+
+    Decoding is the largest cost of a memory hit; a hot entry comes back as the
+    very same bytes object (the memory store) or equal bytes (Redis), whose
+    hash CPython caches, so a small map skips it.  Bounded in count and in
+    entry size, so it holds a few megabytes at most.
+    """
+
+    MAX_ENTRIES = 256
+    MAX_BYTES = 64 * 1024
+
+    def __init__(self) -> None:
+        self._entries: dict[bytes, Entry] = {}
+
+    def __call__(self, data: bytes, key: str) -> Entry | None:
+        """``data`` as an entry; a corrupt or foreign value is a miss."""
+        entry = self._entries.get(data)
+        if entry is not None:
+            return entry
+        try:
+            entry = decode(data)
+        except CorruptEntry:
+            logger.warning("asgi-cache: unreadable entry under %s, treated as a miss", key)
+            return None
+        if len(data) <= self.MAX_BYTES:
+            entries = self._entries
+            if len(entries) >= self.MAX_ENTRIES:
+                del entries[next(iter(entries))]
+            entries[data] = entry
+        return entry

@@ -9,43 +9,43 @@ concurrent misses on one key are coalesced so only one reaches the application.
 A successful unsafe request (POST, PUT, PATCH, DELETE) invalidates its path and
 ``@invalidates`` tags before its response start reaches the client.
 
+What a stored entry may be used for is decided by
+:func:`asgi_cache.policy.reuse`; this module only carries the decision out.
 The store is never trusted to be up: a failing or slow store turns into a
 bypass, never into an error page.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import os
-from collections.abc import Callable, Coroutine
-from typing import Any
+import sys
 
-import anyio
-from anyio.abc import TaskGroup
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from asgi_cache.background import Background, refresh_scope, revalidate
 from asgi_cache.cache import SCOPE_KEY, Cache
-from asgi_cache.entry import CorruptEntry, Entry, decode
+from asgi_cache.entry import DecodedEntries, Entry
 from asgi_cache.flight import Coalescer, Flight, Leadership
 from asgi_cache.headers import accepted_codings
 from asgi_cache.keys import canonical_query, entry_key, path_tag, tag_key
-from asgi_cache.policy import UNSAFE_METHODS, request_directive
-from asgi_cache.replay import CACHE_STATUS, send_entry
-from asgi_cache.responder import Responder, store_failed, with_header
+from asgi_cache.lookup import Lookup
+from asgi_cache.policy import UNSAFE_METHODS, Reuse, request_directive, reuse
+from asgi_cache.replay import send_entry
+from asgi_cache.responder import Outcome, Responder
 from asgi_cache.routes import ReadRoute, RouteTable, compile_routes, find_routes
-from asgi_cache.stores.base import Fence
+from asgi_cache.status import Detail, Forward, forwarded, hit, with_status
+
+if sys.version_info >= (3, 11):
+    from typing import assert_never
+else:  # pragma: no cover
+    from typing_extensions import assert_never
 
 __all__ = ["CacheMiddleware"]
 
 logger = logging.getLogger("asgi_cache")
-
-_MISS = b"asgi-cache; fwd=uri-miss"
-_BYPASS = b"asgi-cache; fwd=bypass"
-_COLLAPSED = b"asgi-cache; fwd=uri-miss; collapsed"
-_STALE = b"asgi-cache; hit; ttl=%d; detail=%s"
 
 
 def _route_path(scope: Scope) -> str:
@@ -57,28 +57,6 @@ def _route_path(scope: Scope) -> str:
         if not rest or rest[0] == "/":
             return rest
     return path
-
-
-class _Lookup:
-    """What the hit path learnt about one request, for the miss path."""
-
-    __slots__ = ("codings", "fwd", "if_none_match", "key", "route", "route_path")
-
-    def __init__(
-        self,
-        route: ReadRoute,
-        route_path: str,
-        key: str,
-        codings: bytes,
-        if_none_match: bytes | None,
-        fwd: bytes,
-    ) -> None:
-        self.route = route
-        self.route_path = route_path
-        self.key = key
-        self.codings = codings
-        self.if_none_match = if_none_match
-        self.fwd = fwd
 
 
 class CacheMiddleware:
@@ -102,15 +80,21 @@ class CacheMiddleware:
         self.cache = cache
         self._table: RouteTable | None = None
         self._coalescer = Coalescer()
-        self._decode = _Decoded()
-        self._tasks: TaskGroup | None = None
-        self._orphans: set[asyncio.Task[None]] = set()  # refreshes run without a lifespan
+        self._decoded = DecodedEntries()
+        self._background = Background()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http":
             if kind == "lifespan":
-                await self._lifespan(scope, receive, send)
+                await self._background.lifespan(
+                    self.app,
+                    scope,
+                    receive,
+                    send,
+                    on_startup=lambda: self._compile(scope),
+                    on_shutdown=self.cache.aclose,
+                )
             else:
                 await self.app(scope, receive, send)
             return
@@ -137,34 +121,53 @@ class CacheMiddleware:
         self._table = compile_routes(routes or [], self.cache, compressed=compressed)
         return self._table
 
-    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def lifespan_send(message: Message) -> None:
-            if message["type"] == "lifespan.startup.complete":
-                # Raised into the application's lifespan, which reports the
-                # failure to the server (Starlette sends startup.failed).
-                self._compile(scope)
-            elif message["type"] == "lifespan.shutdown.complete":
-                self._tasks = None
-                tasks.cancel_scope.cancel()  # background refreshes end here
-                with anyio.CancelScope(shield=True):  # ... but this task finishes its job
-                    await self.cache.aclose()
-                    await send(message)
-                return
-            await send(message)
-
-        async with anyio.create_task_group() as tasks:
-            self._tasks = tasks
-            try:
-                await self.app(scope, receive, lifespan_send)
-            finally:
-                self._tasks = None
-                tasks.cancel_scope.cancel()
-
     async def _read(
         self, route: ReadRoute, route_path: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
         """The hit path: key the request, ask the store once, answer if fresh."""
         cache = self.cache
+        lookup = await self._lookup(route, route_path, scope, receive)
+        if not isinstance(lookup, Lookup):
+            await self._bypass(lookup, scope, receive, send)
+            return
+        if lookup.fwd is not Forward.URI_MISS:  # the client asked for a new response
+            await self._miss(lookup, None, scope, receive, send)
+            return
+        try:
+            data = await cache.store.get(lookup.key)
+        except Exception as exc:
+            cache.counters.store_failed("get", exc)
+            await self._bypass(Detail.STORE_UNAVAILABLE, scope, receive, send)
+            return
+        entry = None if data is None else self._decoded(data, lookup.key)
+        if entry is None:
+            await self._miss(lookup, None, scope, receive, send)
+            return
+        now = cache.clock()
+        usable = reuse(entry, now)
+        if usable is Reuse.FRESH:
+            cache.counters.hits += 1
+            logger.debug("asgi-cache: hit %s %s", route.label, lookup.key)
+            age = entry.age(now)
+            status_line = hit(entry.fresh_for - age)
+            await send_entry(
+                entry, age, status_line, send, head=lookup.head, if_none_match=lookup.if_none_match
+            )
+        elif usable is Reuse.STALE_WHILE_REVALIDATE:
+            await self._serve_stale(entry, now, lookup, Detail.STALE_WHILE_REVALIDATE, send)
+            self._refresh(lookup, scope)
+        elif usable is Reuse.STALE_IF_ERROR:
+            await self._miss(lookup, entry, scope, receive, send)
+        elif usable is Reuse.UNUSABLE:
+            await self._miss(lookup, None, scope, receive, send)
+        else:
+            assert_never(usable)
+
+    async def _lookup(
+        self, route: ReadRoute, route_path: str, scope: Scope, receive: Receive
+    ) -> Lookup | str:
+        """Key the request in one pass over its headers; a ``str`` is why it
+        bypasses the cache (a :class:`Detail`, or a credential header's name)."""
         key_headers = route.key_headers
         values: list[list[bytes] | None] = [None] * len(key_headers)
         if_none_match = accept_encoding = None
@@ -183,21 +186,20 @@ class CacheMiddleware:
             elif name == b"accept-encoding":
                 accept_encoding = value
             elif name in route.bypass_headers:
-                await self._forward(scope, receive, send, name.decode("latin-1"))
-                return
+                credential: str = name.decode("latin-1")
+                return credential
             elif name == b"cache-control":
                 request_cc = [*(request_cc or ()), value]
             elif name == b"pragma":
                 pragma = [*(pragma or ()), value]
 
-        fwd = _MISS
-        if cache.honor_request_cache_control and (request_cc or pragma):
+        fwd = Forward.URI_MISS
+        if self.cache.honor_request_cache_control and (request_cc or pragma):
             directive = request_directive(request_cc, pragma)
             if directive == "no-store":
-                await self._forward(scope, receive, send, "request-no-store")
-                return
+                return Detail.REQUEST_NO_STORE
             if directive == "no-cache":
-                fwd = b"asgi-cache; fwd=request"
+                fwd = Forward.REQUEST
 
         custom = b""
         if route.rule.key is not None:
@@ -208,8 +210,7 @@ class CacheMiddleware:
                 custom = str(part).encode("utf-8", "surrogatepass")
             except Exception:
                 logger.warning("asgi-cache: key function of %s failed", route.label, exc_info=True)
-                await self._forward(scope, receive, send, "key-error")
-                return
+                return Detail.KEY_ERROR
 
         codings = accepted_codings(accept_encoding) if route.key_codings else b""
         parts = (
@@ -219,72 +220,41 @@ class CacheMiddleware:
             codings,
             custom,
         )
-        key = entry_key(cache.prefix, parts, values)
-        stale = None
-        if fwd is _MISS:
-            try:
-                data = await cache.store.get(key)
-            except Exception as exc:
-                store_failed(cache, "get", exc)
-                await self._forward(scope, receive, send, "store-unavailable")
-                return
-            entry = self._decode(data, key) if data is not None else None
-            if entry is not None:
-                now = cache.clock()
-                if entry.is_fresh(now):
-                    cache.counters.hits += 1
-                    logger.debug("asgi-cache: hit %s %s", route.label, key)
-                    head = scope["method"] == "HEAD"
-                    await send_entry(entry, now, send, head=head, if_none_match=if_none_match)
-                    return
-                stale_for = entry.age(now) - entry.fresh_for
-                if stale_for < entry.stale_while_revalidate:
-                    lookup = _Lookup(route, route_path, key, codings, if_none_match, fwd)
-                    await self._serve_stale(
-                        entry, now, lookup, scope, "stale-while-revalidate", send
-                    )
-                    self._refresh(lookup, scope)
-                    return
-                if stale_for < entry.stale_if_error:
-                    stale = entry
-        lookup = _Lookup(route, route_path, key, codings, if_none_match, fwd)
-        await self._miss(lookup, stale, scope, receive, send)
+        key = entry_key(self.cache.prefix, parts, values)
+        return Lookup(
+            route,
+            route_path,
+            key,
+            codings=codings,
+            if_none_match=if_none_match,
+            head=scope["method"] == "HEAD",
+            fwd=fwd,
+        )
 
     async def _miss(
-        self,
-        lookup: _Lookup,
-        stale: Entry | None,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
+        self, lookup: Lookup, stale: Entry | None, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        """Run the application once for this key (coalesced) and store its answer."""
+        """Run the application once for this key (coalesced) and store its answer;
+        a ``stale`` entry answers instead if the application fails."""
         cache = self.cache
-        if scope["method"] == "HEAD":  # a HEAD has no body to store
-            await self._forward(scope, receive, send, "head", fwd=_MISS)
+        if lookup.head:  # a HEAD has no body to store
+            await self._forward(forwarded(lookup.fwd, Detail.HEAD), scope, receive, send)
             return
         leadership: Leadership | None = None
         if cache.coalesce:
             joined = await self._coalescer.join(cache.store, lookup.key, cache.coalesce_wait)
             if isinstance(joined, Leadership):
                 leadership = joined
-            elif await self._answer_collapsed(lookup, joined, scope, send):
+            elif await self._answer_collapsed(lookup, joined, send):
                 return
-        try:
-            cache.counters.misses += 1
-            logger.debug("asgi-cache: miss %s %s", lookup.route.label, lookup.key)
-            if stale is None:
-                await self._fill(lookup, scope, receive, send, leadership)
-            else:
-                await self._fill_or_stale(lookup, stale, scope, receive, send, leadership)
-        finally:
-            if leadership is not None:
-                with anyio.CancelScope(shield=True):
-                    await leadership.release()
+        cache.counters.misses += 1
+        logger.debug("asgi-cache: miss %s %s", lookup.route.label, lookup.key)
+        responder = Responder(cache, lookup, receive, send, leadership, stand_in=stale is not None)
+        outcome = await responder.run(self.app, scope)
+        if outcome is Outcome.STAND_IN and stale is not None:
+            await self._serve_stale(stale, cache.clock(), lookup, Detail.STALE_IF_ERROR, send)
 
-    async def _answer_collapsed(
-        self, lookup: _Lookup, flight: Flight, scope: Scope, send: Send
-    ) -> bool:
+    async def _answer_collapsed(self, lookup: Lookup, flight: Flight, send: Send) -> bool:
         """After waiting for another request's response: answer from it if
         there is one, handed over in this process or stored by another."""
         cache = self.cache
@@ -293,169 +263,57 @@ class CacheMiddleware:
             try:
                 data = await cache.store.get(lookup.key)
             except Exception as exc:
-                store_failed(cache, "get", exc)
+                cache.counters.store_failed("get", exc)
                 return False
-            entry = self._decode(data, lookup.key) if data is not None else None
+            entry = self._decoded(data, lookup.key) if data is not None else None
+            if entry is None:
+                return False
         now = cache.clock()
-        if entry is None or not entry.is_fresh(now):
+        if reuse(entry, now) is not Reuse.FRESH:
             return False
         cache.counters.collapsed += 1
-        head = scope["method"] == "HEAD"
+        status_line = forwarded(lookup.fwd, collapsed=True)
         await send_entry(
-            entry, now, send, head=head, if_none_match=lookup.if_none_match, status_line=_COLLAPSED
+            entry,
+            entry.age(now),
+            status_line,
+            send,
+            head=lookup.head,
+            if_none_match=lookup.if_none_match,
         )
         return True
 
-    async def _responder(
-        self,
-        lookup: _Lookup,
-        receive: Receive,
-        send: Send,
-        leadership: Leadership | None,
-        *,
-        stale: Entry | None = None,
-        timer: anyio.CancelScope | None = None,
-    ) -> Responder:
-        """A responder fenced on the route's tags.  When the store cannot give a
-        fence, the response is not stored, but still handed to followers."""
-        cache = self.cache
-        tags = [tag_key(cache.prefix, tag) for tag in lookup.route.tags(lookup.route_path)]
-        tags.append(path_tag(cache.prefix, lookup.route_path))
-        persist = True
-        try:
-            fence: Fence | None = await cache.store.fence(tags)
-        except Exception as exc:
-            store_failed(cache, "fence", exc)
-            fence, persist = None, False
-        return Responder(
-            cache,
-            lookup.route,
-            lookup.key,
-            tags,
-            fence,
-            lookup.fwd,
-            lookup.codings,
-            receive,
-            send,
-            leadership=leadership,
-            persist=persist,
-            stale=stale,
-            timer=timer,
-        )
-
-    async def _fill(
-        self,
-        lookup: _Lookup,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        leadership: Leadership | None,
-    ) -> None:
-        responder = await self._responder(lookup, receive, send, leadership)
-        await self.app(scope, responder.receive, responder.send)
-
-    async def _fill_or_stale(
-        self,
-        lookup: _Lookup,
-        stale: Entry,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        leadership: Leadership | None,
-    ) -> None:
-        """Like :meth:`_fill`, but a failing, erroring or (with ``origin_timeout``)
-        slow application is answered for by the stale entry (``stale-if-error``)."""
-        timeout = self.cache.origin_timeout
-        with anyio.CancelScope() as timer:
-            if timeout is not None:
-                timer.deadline = anyio.current_time() + timeout
-            responder = await self._responder(
-                lookup, receive, send, leadership, stale=stale, timer=timer
-            )
-            try:
-                await self.app(scope, responder.receive, responder.send)
-            except Exception:
-                if responder.started:
-                    raise
-                logger.warning(
-                    "asgi-cache: %s raised; serving a stale entry",
-                    lookup.route.label,
-                    exc_info=True,
-                )
-                responder.use_stale = True
-        if responder.use_stale or (timer.cancelled_caught and not responder.started):
-            await self._serve_stale(
-                stale, self.cache.clock(), lookup, scope, "stale-if-error", send
-            )
-
     async def _serve_stale(
-        self, entry: Entry, now: float, lookup: _Lookup, scope: Scope, why: str, send: Send
+        self, entry: Entry, now: float, lookup: Lookup, why: Detail, send: Send
     ) -> None:
         self.cache.counters.stale_served += 1
-        status_line = _STALE % (entry.fresh_for - entry.age(now), why.encode())
-        head = scope["method"] == "HEAD"
+        age = entry.age(now)
+        status_line = hit(entry.fresh_for - age, why)
         await send_entry(
-            entry, now, send, head=head, if_none_match=lookup.if_none_match, status_line=status_line
+            entry, age, status_line, send, head=lookup.head, if_none_match=lookup.if_none_match
         )
 
-    def _refresh(self, lookup: _Lookup, scope: Scope) -> None:
+    def _refresh(self, lookup: Lookup, scope: Scope) -> None:
         """Start one background revalidation of ``lookup``'s entry (coalesced)."""
         if self._coalescer.busy(lookup.key):
             return
-        # A copy of the request's scope: the refresh outlives the request.
-        refresh_scope = {**scope, "headers": list(scope["headers"])}
-        self._spawn(lambda: self._revalidate(lookup, refresh_scope))
+        scope = refresh_scope(scope)
+        self._background.spawn(
+            lambda: revalidate(self.app, self.cache, self._coalescer, lookup, scope)
+        )
 
-    async def _revalidate(self, lookup: _Lookup, scope: Scope) -> None:
-        cache = self.cache
-        leadership = await self._coalescer.lead(cache.store, lookup.key, cache.coalesce_wait)
-        if leadership is None:
-            return  # another request, here or in another process, refreshes it
-        requested = False
+    async def _bypass(self, reason: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the application without looking anything up, counted by ``reason``."""
+        self.cache.counters.bypasses[reason.value if isinstance(reason, Detail) else reason] += 1
+        await self._forward(forwarded(Forward.BYPASS, reason), scope, receive, send)
 
-        async def receive() -> Message:
-            nonlocal requested
-            if requested:
-                await anyio.sleep_forever()
-            requested = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def discard(message: Message) -> None:
-            return None
-
-        try:
-            responder = await self._responder(lookup, receive, discard, leadership)
-            await self.app(scope, responder.receive, responder.send)
-            cache.counters.refreshes += 1
-        except Exception:
-            logger.warning(
-                "asgi-cache: background refresh of %s failed", lookup.route.label, exc_info=True
-            )
-        finally:
-            await leadership.release()
-
-    def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run ``work`` in the lifespan's task group, or as a tracked asyncio
-        task when the server runs no lifespan."""
-        if self._tasks is not None:
-            self._tasks.start_soon(work)
-            return
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work())
-        self._orphans.add(task)
-        task.add_done_callback(self._orphans.discard)
-
-    async def _forward(
-        self, scope: Scope, receive: Receive, send: Send, reason: str, fwd: bytes = _BYPASS
-    ) -> None:
-        """Run the application untouched but for a ``Cache-Status`` saying why."""
-        if fwd is _BYPASS:
-            self.cache.counters.bypasses[reason] += 1
-        status = fwd + b"; detail=" + reason.encode()
+    async def _forward(self, status: bytes, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the application untouched but for a ``Cache-Status: status``."""
         logger.debug("asgi-cache: %s %s", status.decode("latin-1"), scope["path"])
 
         async def send_with_status(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = with_header(message, CACHE_STATUS, status)
+                message = with_status(message, status)
             await send(message)
 
         await self.app(scope, receive, send_with_status)
@@ -479,36 +337,3 @@ class CacheMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_after_invalidating)
-
-
-class _Decoded:
-    """Recently decoded entries, by their exact stored bytes.
-
-    Decoding is the largest cost of a memory hit; a hot entry comes back as the
-    very same bytes object (the memory store) or equal bytes (Redis), whose
-    hash CPython caches, so a small map skips it.  Bounded in count and in
-    entry size, so it holds a few megabytes at most.
-    """
-
-    MAX_ENTRIES = 256
-    MAX_BYTES = 64 * 1024
-
-    def __init__(self) -> None:
-        self._entries: dict[bytes, Entry] = {}
-
-    def __call__(self, data: bytes, key: str) -> Entry | None:
-        """``data`` as an entry; a corrupt or foreign value is a miss."""
-        entry = self._entries.get(data)
-        if entry is not None:
-            return entry
-        try:
-            entry = decode(data)
-        except CorruptEntry:
-            logger.warning("asgi-cache: unreadable entry under %s, treated as a miss", key)
-            return None
-        if len(data) <= self.MAX_BYTES:
-            entries = self._entries
-            if len(entries) >= self.MAX_ENTRIES:
-                del entries[next(iter(entries))]
-            entries[data] = entry
-        return entry

@@ -1,4 +1,4 @@
-"""The per-request ``send`` wrapper of a miss: forwards the response, stores it.
+"""One miss: runs the application, forwards its response, stores it.
 
 The response start is held back until the first body message: when that
 message is the whole body (the common case) the entry is stored *before* the
@@ -8,42 +8,57 @@ by chunk as it comes and buffered only up to ``max_body_size``; it is stored
 when its last chunk arrives, unless the client disconnected.  A body that never
 completes (the application raised, the client left) is never stored.
 
-With a stale entry to fall back on (``stale-if-error``), a 5xx response start
-is swallowed instead of forwarded, and the caller answers with the stale entry.
+With a stale entry to stand in for a failing application (``stale-if-error``),
+a 5xx response start is swallowed, an exception raised before the response
+started is caught, and an application slower than ``origin_timeout`` to start
+is cancelled: :meth:`Responder.run` then says :attr:`Outcome.STAND_IN` and the
+caller answers with the stale entry.
+
+The responder owns the request's coalescing leadership: it hands the entry to
+the followers once stored, lets them go to the application as soon as the
+response turns out not to be storable, and releases it when the run ends.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
-from hashlib import blake2b
 
 import anyio
-from starlette.types import Message, Receive, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_cache.cache import Cache
 from asgi_cache.entry import Entry, encode
 from asgi_cache.flight import Leadership
-from asgi_cache.policy import freshness_lifetime, stale_windows, unstorable_reason
-from asgi_cache.replay import CACHE_STATUS
-from asgi_cache.routes import ReadRoute
-from asgi_cache.stores.base import Fence, log_store_failure
+from asgi_cache.lookup import Lookup
+from asgi_cache.policy import (
+    coding_refused,
+    freshness_lifetime,
+    is_error,
+    stale_windows,
+    unstorable_reason,
+    with_etag,
+)
+from asgi_cache.status import Detail, forwarded, with_status
+from asgi_cache.stores.base import Fence
 
-__all__ = ["Responder", "store_failed"]
+__all__ = ["Outcome", "Responder"]
 
 logger = logging.getLogger("asgi_cache")
 
 Headers = list[tuple[bytes, bytes]]
 
 
-def store_failed(cache: Cache, operation: str, exc: Exception) -> None:
-    """Count and log (see :func:`log_store_failure`) a failed store call."""
-    cache.counters.store_errors += 1
-    log_store_failure(f"store {operation}", exc)
+class Outcome(enum.Enum):
+    """How a :meth:`Responder.run` ended."""
 
-
-def with_header(message: Message, name: bytes, value: bytes) -> Message:
-    return {**message, "headers": [*message.get("headers", ()), (name, value)]}
+    #: The application's response went to the client (or was discarded, for a
+    #: background refresh).
+    SENT = "sent"
+    #: Nothing reached the client and the application failed: answer with the
+    #: stale entry.
+    STAND_IN = "stand-in"
 
 
 class Responder:
@@ -53,62 +68,95 @@ class Responder:
         "buffer",
         "buffered",
         "cache",
-        "codings",
+        "failed",
         "fence",
-        "fwd",
         "held",
-        "key",
         "leadership",
+        "lookup",
         "persist",
         "receive_",
-        "route",
         "send_",
-        "stale",
+        "stand_in",
         "start",
         "started",
         "storing",
         "tags",
         "timer",
-        "use_stale",
     )
 
     def __init__(
         self,
         cache: Cache,
-        route: ReadRoute,
-        key: str,
-        tags: list[str],
-        fence: Fence | None,
-        fwd: bytes,
-        codings: bytes,
+        lookup: Lookup,
         receive: Receive,
         send: Send,
-        *,
         leadership: Leadership | None = None,
-        stale: Entry | None = None,
-        timer: anyio.CancelScope | None = None,
-        persist: bool = True,
+        *,
+        stand_in: bool = False,
     ) -> None:
         self.cache = cache
-        self.route = route
-        self.key = key
-        self.tags = tags
-        self.fence = fence
-        self.fwd = fwd
-        self.codings = codings
+        self.lookup = lookup
         self.receive_ = receive
         self.send_ = send
         self.leadership = leadership
-        self.persist = persist  # False: the store failed; followers still get the entry
-        self.stale = stale  # an entry to answer with if the application fails
-        self.timer = timer  # cancels a slow application while a stale entry waits
+        self.stand_in = stand_in  # a stale entry waits to answer if the application fails
+        self.tags: list[str] = []
+        self.fence: Fence | None = None
+        self.persist = True  # False: the store failed; followers still get the entry
+        self.timer: anyio.CancelScope | None = None  # cuts off a slow application
         self.held: Message | None = None  # the response start, until the first body
         self.start: Message = {}  # the response start as it will be stored
         self.started = False  # whether anything reached the client
+        self.failed = False  # the application failed before starting: stand in for it
         self.storing = True
-        self.use_stale = False
         self.buffer: list[bytes] = []
         self.buffered = 0
+
+    async def run(self, app: ASGIApp, scope: Scope) -> Outcome:
+        """Run ``app`` for this miss; the leadership is released however it ends."""
+        try:
+            await self._take_fence()
+            if not self.stand_in:
+                await app(scope, self.receive, self.send)
+                return Outcome.SENT
+            return await self._run_with_stand_in(app, scope)
+        finally:
+            if self.leadership is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.leadership.release()
+
+    async def _take_fence(self) -> None:
+        """Fence the store on the entry's tags, so that an invalidation while the
+        application computes prevents storing.  When the store cannot give a
+        fence, the response is not stored, but still handed to followers."""
+        cache = self.cache
+        self.tags = self.lookup.tags(cache.prefix)
+        try:
+            self.fence = await cache.store.fence(self.tags)
+        except Exception as exc:
+            cache.counters.store_failed("fence", exc)
+            self.persist = False
+
+    async def _run_with_stand_in(self, app: ASGIApp, scope: Scope) -> Outcome:
+        timeout = self.cache.origin_timeout
+        with anyio.CancelScope() as timer:
+            self.timer = timer
+            if timeout is not None:
+                timer.deadline = anyio.current_time() + timeout
+            try:
+                await app(scope, self.receive, self.send)
+            except Exception:
+                if self.started:
+                    raise
+                logger.warning(
+                    "asgi-cache: %s raised; serving a stale entry",
+                    self.lookup.route.label,
+                    exc_info=True,
+                )
+                self.failed = True
+        if self.failed or (timer.cancelled_caught and not self.started):
+            return Outcome.STAND_IN
+        return Outcome.SENT
 
     async def receive(self) -> Message:
         message = await self.receive_()
@@ -124,90 +172,90 @@ class Responder:
         """Send the held response start with its ``Cache-Status``."""
         held, self.held = self.held, None
         assert held is not None
-        await self._forward(with_header(held, CACHE_STATUS, status))
+        await self._forward(with_status(held, status))
 
     async def _not_storing(self, reason: str) -> None:
         self.storing = False
         self.cache.counters.not_stored += 1
         if self.leadership is not None:
             await self.leadership.release()  # waiters go to the application
-        logger.debug("asgi-cache: not stored (%s) %s", reason, self.route.label)
+        logger.debug("asgi-cache: not stored (%s) %s", reason, self.lookup.route.label)
 
     async def send(self, message: Message) -> None:
-        if self.use_stale:
-            return  # the caller answers with the stale entry instead
+        if self.failed:
+            return  # the stale entry answers instead
         kind = message["type"]
         if kind == "http.response.start":
-            if self.timer is not None:
-                self.timer.deadline = math.inf  # the response has begun: no cut-off
-            status = message["status"]
-            if self.stale is not None and status >= 500:
-                self.use_stale = True
-                return
-            headers: Headers = list(message.get("headers", ()))
-            route = self.route
-            reason = unstorable_reason(
-                status, headers, route.statuses, route.key_header_names
-            ) or _unaccepted_coding(headers, self.codings)
-            if reason is not None:
-                await self._not_storing(reason)
-                status_line = self.fwd + b"; detail=" + reason.encode()
-                await self._forward(with_header(message, CACHE_STATUS, status_line))
-                return
-            if route.cache_control is not None:
-                headers = [(n, v) for n, v in headers if n.lower() != b"cache-control"]
-                headers.append((b"cache-control", route.cache_control))
-            self.held = self.start = {**message, "headers": headers}
+            await self._start(message)
             return
+        fwd = self.lookup.fwd
         if kind != "http.response.body" or not self.storing:
             if self.storing:
-                await self._not_storing("not-stored")
+                await self._not_storing(Detail.NOT_STORED.value)
             if self.held is not None:
-                await self._release(self.fwd + b"; detail=not-stored")
+                await self._release(forwarded(fwd, Detail.NOT_STORED))
             await self._forward(message)
             return
 
         body: bytes = message.get("body", b"")
         more: bool = message.get("more_body", False)
         if self.held is not None and not more:  # the whole body in one message
-            if len(body) > self.route.max_body_size:
-                await self._not_storing("too-large")
-                await self._release(self.fwd + b"; detail=too-large")
+            if len(body) > self.lookup.route.max_body_size:
+                await self._not_storing(Detail.TOO_LARGE.value)
+                await self._release(forwarded(fwd, Detail.TOO_LARGE))
             else:
-                self.held["headers"] = _with_etag(self.held["headers"], body)
-                stored = await self._store(body)
-                if stored:
-                    detail = b"; stored"
+                self.held["headers"] = with_etag(self.held["headers"], body)
+                if await self._store(body):
+                    status = forwarded(fwd, stored=True)
                 elif not self.persist:
-                    detail = b"; detail=store-unavailable"
+                    status = forwarded(fwd, Detail.STORE_UNAVAILABLE)
                 else:
-                    detail = b"; detail=not-stored"
-                await self._release(self.fwd + detail)
+                    status = forwarded(fwd, Detail.NOT_STORED)
+                await self._release(status)
             await self._forward(message)
             return
         if self.held is not None:  # a streamed body: forward as it comes
-            await self._release(self.fwd)
+            await self._release(forwarded(fwd))
         self.buffered += len(body)
-        if self.buffered > self.route.max_body_size:
+        if self.buffered > self.lookup.route.max_body_size:
             self.buffer = []
-            await self._not_storing("too-large")
+            await self._not_storing(Detail.TOO_LARGE.value)
         else:
             self.buffer.append(body)
             if not more:
                 await self._store(b"".join(self.buffer))
         await self._forward(message)
 
+    async def _start(self, message: Message) -> None:
+        """Decide on the response start: hold it back, or forward it unstored."""
+        if self.timer is not None:
+            self.timer.deadline = math.inf  # the response has begun: no cut-off
+        status = message["status"]
+        if self.stand_in and is_error(status):
+            self.failed = True
+            return
+        headers: Headers = list(message.get("headers", ()))
+        route = self.lookup.route
+        reason = unstorable_reason(status, headers, route.statuses, route.key_header_names)
+        if reason is None and coding_refused(headers, self.lookup.codings):
+            reason = Detail.CONTENT_ENCODING
+        if reason is not None:
+            await self._not_storing(reason.value)
+            await self._forward(with_status(message, forwarded(self.lookup.fwd, reason)))
+            return
+        if route.cache_control is not None:
+            headers = [(n, v) for n, v in headers if n.lower() != b"cache-control"]
+            headers.append((b"cache-control", route.cache_control))
+        self.held = self.start = {**message, "headers": headers}
+
     async def _store(self, body: bytes) -> bool:
         """Store the finished response; a store failure only costs the entry."""
         cache = self.cache
-        route = self.route
-        headers = [(n, v) for n, v in _with_etag(self.start["headers"], body) if n != b"age"]
-        ttl = freshness_lifetime(route.rule.ttl, headers, cache.default_ttl)
+        route = self.lookup.route
+        headers = [(n, v) for n, v in with_etag(self.start["headers"], body) if n != b"age"]
+        ttl = freshness_lifetime(route.ttl, headers, route.default_ttl)
         swr, sie = stale_windows(
-            route.rule.stale_while_revalidate,
-            route.rule.stale_if_error,
-            headers,
-            (cache.stale_while_revalidate, cache.stale_if_error),
+            route.stale_while_revalidate, route.stale_if_error, headers, route.stale_defaults
         )
         if ttl <= 0:
             await self._not_storing("no lifetime")
@@ -217,10 +265,10 @@ class Responder:
         if self.persist:
             try:
                 stored = await cache.store.set(
-                    self.key, encode(entry), ttl + max(swr, sie), self.tags, self.fence
+                    self.lookup.key, encode(entry), ttl + max(swr, sie), self.tags, self.fence
                 )
             except Exception as exc:
-                store_failed(cache, "set", exc)
+                cache.counters.store_failed("set", exc)
                 self.persist = False
         if stored:
             cache.counters.stores += 1
@@ -232,27 +280,3 @@ class Responder:
             # store failed; a refused entry (see above) is never handed over.
             await self.leadership.release(entry)
         return stored
-
-
-def _unaccepted_coding(headers: Headers, codings: bytes) -> str | None:
-    """Refuse a body encoded in a coding the key says the client does not accept.
-
-    The key holds only the accepted *known* codings; a compressor that encodes
-    anyway (Starlette's gzip ignores ``q=0``) must not fill the entry that
-    clients without that coding share.
-    """
-    for name, value in headers:
-        if name.lower() == b"content-encoding":
-            for coding in value.lower().split(b","):
-                coding = coding.strip()
-                if coding != b"identity" and coding not in codings.split(b","):
-                    return "content-encoding"
-    return None
-
-
-def _with_etag(headers: Headers, body: bytes) -> Headers:
-    """``headers`` with a strong ``ETag`` (a digest of the body) unless they have one."""
-    if any(name.lower() == b"etag" for name, _ in headers):
-        return headers
-    digest = blake2b(body, digest_size=16).hexdigest().encode()
-    return [*headers, (b"etag", b'"' + digest + b'"')]

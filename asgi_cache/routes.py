@@ -109,6 +109,13 @@ class ReadRoute(_Tagged):
     cache_control: bytes | None
     key_header_names: frozenset[str]  # what a response's Vary may name
     key_codings: bool  # whether accepted content codings split the key
+    # Lifetimes: the route's own setting (None: the response's directives),
+    # and the cache's defaults behind it.
+    ttl: float | None
+    default_ttl: float
+    stale_while_revalidate: float | None
+    stale_if_error: float | None
+    stale_defaults: tuple[float, float]
 
 
 @dataclass(slots=True)
@@ -225,6 +232,11 @@ def _read_route(flat: _Flat, rule: CacheRule, cache: Cache, compressed: bool) ->
         cache_control=None if rule.cache_control is None else rule.cache_control.encode("latin-1"),
         key_header_names=frozenset(names | {"accept-encoding"} if key_codings else names),
         key_codings=key_codings,
+        ttl=rule.ttl,
+        default_ttl=cache.default_ttl,
+        stale_while_revalidate=rule.stale_while_revalidate,
+        stale_if_error=rule.stale_if_error,
+        stale_defaults=(cache.stale_while_revalidate, cache.stale_if_error),
     )
 
 

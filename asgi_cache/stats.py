@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from asgi_cache.stores.base import log_store_failure
+
 __all__ = ["CacheStats"]
 
 
@@ -38,6 +40,11 @@ class CacheStats:
         self.invalidations = 0  #: entries removed by invalidation
         self.store_errors = 0  #: store calls that failed (the request went on uncached)
         self.bypasses: Counter[str] = Counter()  #: requests not cached, by reason
+
+    def store_failed(self, operation: str, exc: Exception) -> None:
+        """Count and log (see :func:`log_store_failure`) a failed store call."""
+        self.store_errors += 1
+        log_store_failure(f"store {operation}", exc)
 
     def snapshot(self) -> dict[str, object]:
         """The counters as a plain dict (``bypasses`` as a dict by reason)."""
