@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from asgi_cache.entry import Entry
 from asgi_cache.policy import (
     DEFAULT_STATUSES,
+    Reuse,
+    coding_refused,
     freshness_lifetime,
+    is_error,
+    not_modified,
     request_directive,
+    reuse,
     unstorable_reason,
+    with_etag,
 )
 
 Headers = list[tuple[bytes, bytes]]
@@ -218,3 +225,126 @@ def test_no_request_directives_give_none(
     cache_control: list[bytes] | None, pragma: list[bytes] | None
 ) -> None:
     assert request_directive(cache_control, pragma) is None
+
+
+# reuse
+
+
+def entry_at(
+    stored_at: float = 100.0, fresh_for: float = 10.0, swr: float = 0.0, sie: float = 0.0
+) -> Entry:
+    return Entry(200, [], b"body", stored_at, fresh_for, swr, sie)
+
+
+def test_an_entry_is_fresh_until_its_lifetime_has_passed() -> None:
+    assert reuse(entry_at(), 109.999) is Reuse.FRESH
+    assert reuse(entry_at(), 110.0) is Reuse.UNUSABLE
+
+
+def test_an_entry_stored_in_the_future_by_a_skewed_clock_is_fresh() -> None:
+    assert reuse(entry_at(stored_at=200.0), 100.0) is Reuse.FRESH
+
+
+def test_a_stale_entry_is_served_while_revalidating_within_its_window() -> None:
+    entry = entry_at(swr=30.0)
+    assert reuse(entry, 110.0) is Reuse.STALE_WHILE_REVALIDATE
+    assert reuse(entry, 139.999) is Reuse.STALE_WHILE_REVALIDATE
+    assert reuse(entry, 140.0) is Reuse.UNUSABLE
+
+
+def test_a_stale_entry_stands_by_for_errors_within_its_window() -> None:
+    entry = entry_at(sie=60.0)
+    assert reuse(entry, 110.0) is Reuse.STALE_IF_ERROR
+    assert reuse(entry, 169.999) is Reuse.STALE_IF_ERROR
+    assert reuse(entry, 170.0) is Reuse.UNUSABLE
+
+
+def test_revalidating_wins_over_standing_by_while_both_windows_are_open() -> None:
+    entry = entry_at(swr=30.0, sie=60.0)
+    assert reuse(entry, 120.0) is Reuse.STALE_WHILE_REVALIDATE
+    assert reuse(entry, 150.0) is Reuse.STALE_IF_ERROR
+
+
+# is_error
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [(200, False), (404, False), (499, False), (500, True), (503, True), (504, True)],
+)
+def test_only_5xx_counts_as_an_origin_error(status: int, expected: bool) -> None:
+    assert is_error(status) is expected
+
+
+# not_modified
+
+STORED: Headers = [
+    (b"content-type", b"application/json"),
+    (b"content-length", b"4"),
+    (b"etag", b'"v1"'),
+    (b"cache-control", b"max-age=60"),
+    (b"vary", b"accept-language"),
+    (b"x-custom", b"1"),
+]
+
+
+@pytest.mark.parametrize("if_none_match", [b'"v1"', b'W/"v1"', b'"v0", "v1"', b"*"])
+def test_a_matching_if_none_match_gives_the_304_fields_only(if_none_match: bytes) -> None:
+    assert not_modified(STORED, if_none_match) == [
+        (b"etag", b'"v1"'),
+        (b"cache-control", b"max-age=60"),
+        (b"vary", b"accept-language"),
+    ]
+
+
+def test_a_different_etag_gives_the_full_response() -> None:
+    assert not_modified(STORED, b'"v2"') is None
+
+
+def test_no_if_none_match_gives_the_full_response() -> None:
+    assert not_modified(STORED, None) is None
+
+
+def test_a_stored_response_without_etag_is_never_not_modified() -> None:
+    assert not_modified([(b"content-type", b"text/plain")], b"*") is None
+
+
+# coding_refused
+
+
+@pytest.mark.parametrize(
+    ("headers", "codings", "expected"),
+    [
+        ([], b"", False),
+        ([(b"content-encoding", b"identity")], b"", False),
+        ([(b"content-encoding", b"gzip")], b"gzip", False),
+        ([(b"Content-Encoding", b"GZIP")], b"br,gzip", False),
+        ([(b"content-encoding", b"gzip")], b"", True),
+        ([(b"content-encoding", b"gzip")], b"br", True),
+        ([(b"content-encoding", b"gzip, br")], b"gzip", True),
+    ],
+)
+def test_a_body_in_a_coding_the_key_does_not_accept_is_refused(
+    headers: Headers, codings: bytes, expected: bool
+) -> None:
+    assert coding_refused(headers, codings) is expected
+
+
+# with_etag
+
+
+def test_a_strong_etag_is_added_from_the_body() -> None:
+    headers = with_etag([(b"content-type", b"text/plain")], b"hello")
+    etag = dict(headers)[b"etag"]
+    assert etag.startswith(b'"') and etag.endswith(b'"') and not etag.startswith(b"W/")
+    assert with_etag([], b"hello") == [(b"etag", etag)]
+
+
+def test_different_bodies_get_different_etags() -> None:
+    assert with_etag([], b"v1") != with_etag([], b"v2")
+
+
+@pytest.mark.parametrize("name", [b"etag", b"ETag"])
+def test_the_applications_own_etag_is_kept(name: bytes) -> None:
+    headers = [(name, b'W/"mine"')]
+    assert with_etag(headers, b"body") is headers

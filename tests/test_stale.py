@@ -6,10 +6,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import pytest
 from fastapi import FastAPI, Response
+from fastapi.responses import FileResponse
 from starlette.testclient import TestClient
 
 from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached
@@ -237,3 +239,34 @@ def test_background_refreshes_are_cancelled_at_shutdown() -> None:
     assert outcome == ["asgi-cache; hit; ttl=-5; detail=stale-while-revalidate", "shut down"]
     assert calls["swr"] == 2
     assert origin.cancelled
+
+
+async def test_a_refresh_started_by_a_head_stores_the_full_get_response(
+    make_cache: MakeCache, tmp_path: Path
+) -> None:
+    # FileResponse sends no body to a HEAD: a refresh made as a HEAD would
+    # store an empty page for every later GET.
+    page = tmp_path / "page.txt"
+    page.write_text("v1")
+    clock, calls = Clock(), Calls()
+    app = FastAPI()
+    app.add_middleware(CacheMiddleware, cache=make_cache(clock=clock))
+
+    @app.get("/file")
+    @cached(ttl=10, stale_while_revalidate=30)
+    async def file() -> FileResponse:
+        calls["file"] += 1
+        return FileResponse(page)
+
+    async with client_for(app) as client:
+        await client.get("/file")
+        page.write_text("v2")
+        clock.advance(15)
+        head = await client.head("/file")
+        await wait_for(lambda: calls["file"] == 2)
+        await anyio.sleep(0.05)
+        refreshed = await client.get("/file")
+    assert "stale-while-revalidate" in head.headers["cache-status"]
+    assert head.content == b""
+    assert refreshed.headers["cache-status"].startswith("asgi-cache; hit")
+    assert refreshed.text == "v2"
