@@ -1,17 +1,34 @@
-"""One request of a cached route, as the hit path keyed it.
+"""One request of a cached route, keyed: what the hit path learnt about it.
 
-The hit path reads the request's headers once; what it learnt travels on in
-one :class:`Lookup` to the miss path, the responder and a background refresh,
-so nothing is parsed or keyed twice.
+The hit path reads the request's headers once (:func:`look_up`); what it learnt
+travels on in one :class:`Lookup` to the miss path, the responder and a
+background refresh, so nothing is parsed or keyed twice.
 """
 
 from __future__ import annotations
 
-from asgi_cache.keys import path_tag, tag_key
-from asgi_cache.routes import ReadRoute
-from asgi_cache.status import Forward
+import inspect
+import logging
 
-__all__ = ["Lookup"]
+from starlette.requests import Request
+from starlette.types import Receive, Scope
+
+from asgi_cache.headers import accepted_codings
+from asgi_cache.keys import canonical_query, entry_key, path_tag, tag_key
+from asgi_cache.policy import request_directive
+from asgi_cache.routes import (
+    ACCEPT_ENCODING,
+    CACHE_CONTROL,
+    CREDENTIAL,
+    IF_NONE_MATCH,
+    PRAGMA,
+    ReadRoute,
+)
+from asgi_cache.status import Detail, Forward
+
+__all__ = ["Lookup", "look_up"]
+
+logger = logging.getLogger("asgi_cache")
 
 
 class Lookup:
@@ -24,7 +41,6 @@ class Lookup:
         route: ReadRoute,
         route_path: str,
         key: str,
-        *,
         codings: bytes,
         if_none_match: bytes | None,
         head: bool,
@@ -43,3 +59,78 @@ class Lookup:
         tags = [tag_key(prefix, tag) for tag in self.route.tags(self.route_path)]
         tags.append(path_tag(prefix, self.route_path))
         return tags
+
+
+async def look_up(
+    route: ReadRoute,
+    route_path: str,
+    scope: Scope,
+    receive: Receive,
+    *,
+    prefix: str,
+    honor_request_cache_control: bool,
+) -> Lookup | str:
+    """Key the request in one pass over its headers.
+
+    A ``str`` instead is why the request bypasses the cache: a :class:`Detail`,
+    or the name of a credential header the route does not key on.
+    """
+    key_headers = route.key_headers
+    values: list[list[bytes] | None] = [None] * len(key_headers)
+    roles = route.header_roles
+    if_none_match = accept_encoding = None
+    request_cc: list[bytes] | None = None
+    pragma: list[bytes] | None = None
+    for name, value in scope["headers"]:
+        role = roles.get(name)
+        if role is None:
+            continue
+        index, special = role
+        if index >= 0:
+            found = values[index]
+            if found is None:
+                values[index] = [value]
+            else:
+                found.append(value)
+        if special == IF_NONE_MATCH:
+            if_none_match = value
+        elif special == ACCEPT_ENCODING:
+            accept_encoding = value
+        elif special == CREDENTIAL:
+            credential: str = name.decode("latin-1")
+            return credential
+        elif special == CACHE_CONTROL:
+            request_cc = [*(request_cc or ()), value]
+        elif special == PRAGMA:
+            pragma = [*(pragma or ()), value]
+
+    fwd = Forward.URI_MISS
+    if honor_request_cache_control and (request_cc or pragma):
+        directive = request_directive(request_cc, pragma)
+        if directive == "no-store":
+            return Detail.REQUEST_NO_STORE
+        if directive == "no-cache":
+            fwd = Forward.REQUEST
+
+    custom = b""
+    if route.rule.key is not None:
+        try:
+            part = route.rule.key(Request(scope, receive))
+            if inspect.isawaitable(part):
+                part = await part
+            custom = str(part).encode("utf-8", "surrogatepass")
+        except Exception:
+            logger.warning("asgi-cache: key function of %s failed", route.label, exc_info=True)
+            return Detail.KEY_ERROR
+
+    codings = accepted_codings(accept_encoding) if route.key_codings else b""
+    parts = (
+        scope.get("root_path", "").encode("utf-8", "surrogatepass"),
+        route_path.encode("utf-8", "surrogatepass"),
+        canonical_query(scope.get("query_string", b"")),
+        codings,
+        custom,
+    )
+    key = entry_key(prefix, parts, values)
+    head = scope["method"] == "HEAD"
+    return Lookup(route, route_path, key, codings, if_none_match, head, fwd)

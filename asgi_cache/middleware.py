@@ -17,22 +17,19 @@ bypass, never into an error page.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import sys
 
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_cache.background import Background, refresh_scope, revalidate
 from asgi_cache.cache import SCOPE_KEY, Cache
 from asgi_cache.entry import DecodedEntries, Entry
 from asgi_cache.flight import Coalescer, Flight, Leadership
-from asgi_cache.headers import accepted_codings
-from asgi_cache.keys import canonical_query, entry_key, path_tag, tag_key
-from asgi_cache.lookup import Lookup
-from asgi_cache.policy import UNSAFE_METHODS, Reuse, request_directive, reuse
+from asgi_cache.keys import path_tag, tag_key
+from asgi_cache.lookup import Lookup, look_up
+from asgi_cache.policy import UNSAFE_METHODS, Reuse, reuse
 from asgi_cache.replay import send_entry
 from asgi_cache.responder import Outcome, Responder
 from asgi_cache.routes import ReadRoute, RouteTable, compile_routes, find_routes
@@ -126,7 +123,14 @@ class CacheMiddleware:
     ) -> None:
         """The hit path: key the request, ask the store once, answer if fresh."""
         cache = self.cache
-        lookup = await self._lookup(route, route_path, scope, receive)
+        lookup = await look_up(
+            route,
+            route_path,
+            scope,
+            receive,
+            prefix=cache.prefix,
+            honor_request_cache_control=cache.honor_request_cache_control,
+        )
         if not isinstance(lookup, Lookup):
             await self._bypass(lookup, scope, receive, send)
             return
@@ -162,74 +166,6 @@ class CacheMiddleware:
             await self._miss(lookup, None, scope, receive, send)
         else:
             assert_never(usable)
-
-    async def _lookup(
-        self, route: ReadRoute, route_path: str, scope: Scope, receive: Receive
-    ) -> Lookup | str:
-        """Key the request in one pass over its headers; a ``str`` is why it
-        bypasses the cache (a :class:`Detail`, or a credential header's name)."""
-        key_headers = route.key_headers
-        values: list[list[bytes] | None] = [None] * len(key_headers)
-        if_none_match = accept_encoding = None
-        request_cc: list[bytes] | None = None
-        pragma: list[bytes] | None = None
-        for name, value in scope["headers"]:
-            if name in key_headers:
-                index = key_headers.index(name)
-                found = values[index]
-                if found is None:
-                    values[index] = [value]
-                else:
-                    found.append(value)
-            if name == b"if-none-match":
-                if_none_match = value
-            elif name == b"accept-encoding":
-                accept_encoding = value
-            elif name in route.bypass_headers:
-                credential: str = name.decode("latin-1")
-                return credential
-            elif name == b"cache-control":
-                request_cc = [*(request_cc or ()), value]
-            elif name == b"pragma":
-                pragma = [*(pragma or ()), value]
-
-        fwd = Forward.URI_MISS
-        if self.cache.honor_request_cache_control and (request_cc or pragma):
-            directive = request_directive(request_cc, pragma)
-            if directive == "no-store":
-                return Detail.REQUEST_NO_STORE
-            if directive == "no-cache":
-                fwd = Forward.REQUEST
-
-        custom = b""
-        if route.rule.key is not None:
-            try:
-                part = route.rule.key(Request(scope, receive))
-                if inspect.isawaitable(part):
-                    part = await part
-                custom = str(part).encode("utf-8", "surrogatepass")
-            except Exception:
-                logger.warning("asgi-cache: key function of %s failed", route.label, exc_info=True)
-                return Detail.KEY_ERROR
-
-        codings = accepted_codings(accept_encoding) if route.key_codings else b""
-        parts = (
-            scope.get("root_path", "").encode("utf-8", "surrogatepass"),
-            route_path.encode("utf-8", "surrogatepass"),
-            canonical_query(scope.get("query_string", b"")),
-            codings,
-            custom,
-        )
-        key = entry_key(self.cache.prefix, parts, values)
-        return Lookup(
-            route,
-            route_path,
-            key,
-            codings=codings,
-            if_none_match=if_none_match,
-            head=scope["method"] == "HEAD",
-            fwd=fwd,
-        )
 
     async def _miss(
         self, lookup: Lookup, stale: Entry | None, scope: Scope, receive: Receive, send: Send

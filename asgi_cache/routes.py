@@ -48,6 +48,23 @@ logger = logging.getLogger("asgi_cache")
 _NAMED_GROUP = re.compile(r"\(\?P<\w+>")
 
 
+#: What the hit path does with a request header, the second item of a
+#: :attr:`ReadRoute.header_roles` value (the first is its index in the key, or -1).
+NOT_SPECIAL = 0
+IF_NONE_MATCH = 1
+ACCEPT_ENCODING = 2
+CREDENTIAL = 3
+CACHE_CONTROL = 4
+PRAGMA = 5
+
+_SPECIAL_HEADERS = {
+    b"if-none-match": IF_NONE_MATCH,
+    b"accept-encoding": ACCEPT_ENCODING,
+    b"cache-control": CACHE_CONTROL,
+    b"pragma": PRAGMA,
+}
+
+
 class CacheConfigError(ValueError):
     """A marker does not fit its route (raised at startup, naming the route)."""
 
@@ -103,7 +120,9 @@ class ReadRoute(_Tagged):
     label: str
     rule: CacheRule
     key_headers: tuple[bytes, ...]  # sorted, lower-case: cache vary + route vary
-    bypass_headers: tuple[bytes, ...]  # credentials that forbid caching here
+    # Every request header the hit path reads: (index in key_headers or -1, role).
+    # One dict lookup per request header, whatever the request carries.
+    header_roles: dict[bytes, tuple[int, int]]
     statuses: frozenset[int]
     max_body_size: int
     cache_control: bytes | None
@@ -218,15 +237,15 @@ def _read_route(flat: _Flat, rule: CacheRule, cache: Cache, compressed: bool) ->
     key_codings = compressed or "accept-encoding" in names
     names.discard("accept-encoding")  # keyed in normalised form, see accepted_codings
     keyed = names if rule.key is None else names | set(cache.credential_headers)
+    key_headers = tuple(name.encode("latin-1") for name in sorted(names))
+    bypass = [name.encode("latin-1") for name in cache.credential_headers if name not in keyed]
     return ReadRoute(
         regex=flat.regex,
         tag_templates=_fill_tags(flat, rule.tags, label),
         label=label,
         rule=rule,
-        key_headers=tuple(name.encode("latin-1") for name in sorted(names)),
-        bypass_headers=tuple(
-            name.encode("latin-1") for name in cache.credential_headers if name not in keyed
-        ),
+        key_headers=key_headers,
+        header_roles=_header_roles(key_headers, bypass),
         statuses=rule.statuses if rule.statuses is not None else cache.statuses,
         max_body_size=rule.max_body_size or cache.max_body_size,
         cache_control=None if rule.cache_control is None else rule.cache_control.encode("latin-1"),
@@ -238,6 +257,20 @@ def _read_route(flat: _Flat, rule: CacheRule, cache: Cache, compressed: bool) ->
         stale_if_error=rule.stale_if_error,
         stale_defaults=(cache.stale_while_revalidate, cache.stale_if_error),
     )
+
+
+def _header_roles(
+    key_headers: tuple[bytes, ...], credentials: list[bytes]
+) -> dict[bytes, tuple[int, int]]:
+    """The :attr:`ReadRoute.header_roles` of a route keyed on ``key_headers``
+    that bypasses requests carrying one of ``credentials``."""
+    roles = {name: (-1, role) for name, role in _SPECIAL_HEADERS.items()}
+    for name in credentials:  # never a key header: those are not credentials here
+        if roles.get(name, (-1, NOT_SPECIAL))[1] not in (IF_NONE_MATCH, ACCEPT_ENCODING):
+            roles[name] = (-1, CREDENTIAL)
+    for index, name in enumerate(key_headers):
+        roles[name] = (index, roles.get(name, (-1, NOT_SPECIAL))[1])
+    return roles
 
 
 def _flatten(routes: Sequence[BaseRoute], prefix: str) -> Iterator[_Flat]:
