@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import HTTPConnection
 
 from asgi_cache.headers import is_token
-from asgi_cache.keys import path_tag, tag_key
+from asgi_cache.keys import namespace, path_tag, tag_key
 from asgi_cache.memo import Memoize, Memoizer
 from asgi_cache.policy import DEFAULT_STATUSES
 from asgi_cache.stats import CacheStats
@@ -162,7 +162,7 @@ class Cache:
 
     async def clear(self) -> int:
         """Remove everything under this cache's prefix, and nothing else."""
-        return await self.store.clear(self.prefix + ":")
+        return await self.store.clear(namespace(self.prefix))
 
     def stats(self) -> dict[str, object]:
         """Counters since start: hits, misses, stores, bypasses by reason,

@@ -10,8 +10,9 @@ values next to it.  Both live under the cache's prefix::
 
 Keys
 ----
-See :mod:`asgi_cache.arguments`: arguments bound to the signature, encoded
-canonically (never by ``id()``, ``hash()`` or ``repr``), digested.
+Spelled by :mod:`asgi_cache.keys`; the digest is :mod:`asgi_cache.arguments`':
+arguments bound to the signature, encoded canonically (never by ``id()``,
+``hash()`` or ``repr``), digested.
 
 Values
 ------
@@ -49,9 +50,9 @@ import anyio
 import anyio.to_thread
 import orjson
 
-from asgi_cache.arguments import argument_digest, function_name, pydantic_base
+from asgi_cache.arguments import function_name, pydantic_base
 from asgi_cache.flight import Coalescer, Leadership
-from asgi_cache.keys import tag_key
+from asgi_cache.keys import data_key, memo_call_key, memo_key, memo_tag, tag_key
 from asgi_cache.markers import check_tags, check_ttl
 from asgi_cache.stores.base import Store, log_store_failure
 
@@ -69,16 +70,6 @@ R = TypeVar("R")
 MEMO_ATTR = "__asgi_cache_memo__"
 
 _MISS: Any = object()  # a lookup that found nothing usable
-
-
-def memo_key(prefix: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> str:
-    """The store key under which ``fn(*args, **kwargs)`` is memoized by a cache with ``prefix``.
-
-    ``fn`` may be the memoized wrapper or the function it wraps; the key is the
-    same in every process.  Raises ``TypeError`` like the call would.
-    """
-    name = function_name(fn)
-    return f"{prefix}:memo:{name}:{argument_digest(name, inspect.signature(fn), args, kwargs)}"
 
 
 def _json_default(value: Any) -> Any:
@@ -172,7 +163,7 @@ class _Memoized(Generic[R]):
         self.ttl = check_ttl(owner, ttl)
         prefix = memoizer.cache.prefix
         self.tags = [
-            tag_key(prefix, "memo:" + self.name),
+            tag_key(prefix, memo_tag(self.name)),
             *(tag_key(prefix, tag) for tag in check_tags(owner, tags, placeholders=False)),
         ]
         self.memoizer = memoizer
@@ -184,8 +175,7 @@ class _Memoized(Generic[R]):
         self._resolved = False  # whether _restore was looked up
 
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        digest = argument_digest(self.name, self.signature, args, kwargs)
-        return f"{self.memoizer.cache.prefix}:memo:{self.name}:{digest}"
+        return memo_call_key(self.memoizer.cache.prefix, self.name, self.signature, args, kwargs)
 
     async def compute(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         if self.is_async:
@@ -353,7 +343,7 @@ class Memoizer:
         if memo.memoizer is not self:
             raise ValueError(f"delete_memoized: {memo.name} is memoized by another Cache")
         if not args and not kwargs:
-            return await self.cache.invalidate("memo:" + memo.name)
+            return await self.cache.invalidate(memo_tag(memo.name))
         return int(await self.cache.store.delete(memo.key(args, kwargs)))
 
     def _data_key(self, owner: str, key: str) -> str:
@@ -361,7 +351,7 @@ class Memoizer:
             raise TypeError(f"{owner}: key must be a str, got {type(key).__qualname__}")
         if not key:
             raise ValueError(f"{owner}: key must not be empty")
-        return f"{self.cache.prefix}:data:{key}"
+        return data_key(self.cache.prefix, key)
 
     async def get(self, key: str, default: Any = None) -> Any:
         """See :meth:`asgi_cache.Cache.get`."""
