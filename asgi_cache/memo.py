@@ -51,9 +51,9 @@ import anyio.to_thread
 import orjson
 
 from asgi_cache.arguments import function_name, pydantic_base
+from asgi_cache.checks import check_data_key, check_tags, check_ttl
 from asgi_cache.flight import Coalescer, Leadership
 from asgi_cache.keys import data_key, memo_call_key, memo_key, memo_tag, tag_key
-from asgi_cache.markers import check_tags, check_ttl
 from asgi_cache.stores.base import Store, log_store_failure
 
 if TYPE_CHECKING:
@@ -347,11 +347,7 @@ class Memoizer:
         return int(await self.cache.store.delete(memo.key(args, kwargs)))
 
     def _data_key(self, owner: str, key: str) -> str:
-        if not isinstance(key, str):
-            raise TypeError(f"{owner}: key must be a str, got {type(key).__qualname__}")
-        if not key:
-            raise ValueError(f"{owner}: key must not be empty")
-        return data_key(self.cache.prefix, key)
+        return data_key(self.cache.prefix, check_data_key(owner, key))
 
     async def get(self, key: str, default: Any = None) -> Any:
         """See :meth:`asgi_cache.Cache.get`."""
