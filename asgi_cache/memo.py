@@ -44,7 +44,7 @@ import types
 import typing
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 import anyio
 import anyio.to_thread
@@ -56,10 +56,7 @@ from asgi_cache.flight import Coalescer, Leadership
 from asgi_cache.keys import data_key, memo_call_key, memo_key, memo_tag, tag_key
 from asgi_cache.stores.base import Store, log_store_failure
 
-if TYPE_CHECKING:
-    from asgi_cache.cache import Cache
-
-__all__ = ["Memoize", "Memoizer", "memo_key"]
+__all__ = ["MemoCache", "Memoize", "Memoizer", "memo_key"]
 
 logger = logging.getLogger("asgi_cache")
 
@@ -70,6 +67,44 @@ R = TypeVar("R")
 MEMO_ATTR = "__asgi_cache_memo__"
 
 _MISS: Any = object()  # a lookup that found nothing usable
+
+
+class MemoCache(Protocol):
+    """What a :class:`Memoizer` uses of the cache it belongs to.
+
+    Described here rather than imported, so that this module does not depend
+    on :mod:`asgi_cache.cache` (which depends on it).  Read on every call, so a
+    memoizer always sees the cache's current store and settings.
+    """
+
+    @property
+    def store(self) -> Store:
+        """Where results and values live."""
+        ...
+
+    @property
+    def prefix(self) -> str:
+        """The namespace of every key (see :mod:`asgi_cache.keys`)."""
+        ...
+
+    @property
+    def default_ttl(self) -> float:
+        """Seconds a result or value lives when its caller gives no ``ttl``."""
+        ...
+
+    @property
+    def coalesce(self) -> bool:
+        """Whether concurrent calls with the same arguments compute once."""
+        ...
+
+    @property
+    def coalesce_wait(self) -> float:
+        """The longest a call waits for another one computing the same result."""
+        ...
+
+    async def invalidate(self, *tags: str) -> int:
+        """Remove every entry stored under any of ``tags``; return how many."""
+        ...
 
 
 def _json_default(value: Any) -> Any:
@@ -248,7 +283,7 @@ class Memoizer:
     function with the same arguments are coalesced however many places call it.
     """
 
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: MemoCache) -> None:
         self.cache = cache
         self._coalescer = Coalescer()
         # Weak: a function defined and memoized in a closure may go away.
@@ -351,9 +386,9 @@ class Memoizer:
 
     async def get(self, key: str, default: Any = None) -> Any:
         """See :meth:`asgi_cache.Cache.get`."""
-        data_key = self._data_key("Cache.get", key)
+        store_key = self._data_key("Cache.get", key)
         try:
-            data = await self.cache.store.get(data_key)
+            data = await self.cache.store.get(store_key)
         except Exception as exc:
             log_store_failure(f"memo {key!r}: store get", exc)
             return default
@@ -362,14 +397,14 @@ class Memoizer:
         try:
             return _decode(data)
         except ValueError:
-            logger.warning("asgi-cache: unreadable value under %s, treated as absent", data_key)
+            logger.warning("asgi-cache: unreadable value under %s, treated as absent", store_key)
             return default
 
     async def set(
         self, key: str, value: Any, ttl: float | None = None, tags: Iterable[str] = ()
     ) -> bool:
         """See :meth:`asgi_cache.Cache.set`."""
-        data_key = self._data_key("Cache.set", key)
+        store_key = self._data_key("Cache.set", key)
         checked_ttl = check_ttl(f"Cache.set({key!r})", ttl)
         store_tags = [
             tag_key(self.cache.prefix, tag)
@@ -383,7 +418,7 @@ class Memoizer:
             ) from None
         try:
             return await self.cache.store.set(
-                data_key,
+                store_key,
                 data,
                 self.cache.default_ttl if checked_ttl is None else checked_ttl,
                 store_tags,
