@@ -7,15 +7,20 @@ route) and, through :func:`get_cache`, from inside any route.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.requests import HTTPConnection
 
-from asgi_cache.headers import is_token
-from asgi_cache.keys import path_tag, tag_key
+from asgi_cache.checks import (
+    check_default_body_size,
+    check_default_statuses,
+    check_default_ttl,
+    check_header_set,
+    check_seconds,
+)
+from asgi_cache.keys import namespace, path_tag, tag_key
 from asgi_cache.memo import Memoize, Memoizer
 from asgi_cache.policy import DEFAULT_STATUSES
 from asgi_cache.stats import CacheStats
@@ -91,31 +96,22 @@ class Cache:
     ) -> None:
         if not isinstance(prefix, str) or not prefix:
             raise ValueError("Cache: prefix must be a non-empty string")
-        if isinstance(default_ttl, bool) or not (
-            isinstance(default_ttl, (int, float)) and 0 < default_ttl < math.inf
-        ):
-            raise ValueError(f"Cache: default_ttl must be positive seconds, got {default_ttl!r}")
-        self.vary = _header_names("vary", vary)
-        self.credential_headers = _header_names("credential_headers", credential_headers)
-        self.statuses = frozenset(statuses)
-        if any(not isinstance(s, int) or not 100 <= s < 500 for s in self.statuses):
-            raise ValueError("Cache: statuses must be 1xx-4xx codes (5xx is never cached)")
-        if not (isinstance(max_body_size, int) and max_body_size > 0):
-            raise ValueError("Cache: max_body_size must be a positive number of bytes")
+        self.default_ttl = check_default_ttl("Cache", default_ttl)
+        self.vary = check_header_set("Cache", "vary", vary)
+        self.credential_headers = check_header_set(
+            "Cache", "credential_headers", credential_headers
+        )
+        self.statuses = check_default_statuses("Cache", statuses)
+        self.max_body_size = check_default_body_size("Cache", max_body_size)
         for name, seconds in (
             ("coalesce_wait", coalesce_wait),
             ("stale_while_revalidate", stale_while_revalidate),
             ("stale_if_error", stale_if_error),
             ("origin_timeout", 1.0 if origin_timeout is None else origin_timeout),
         ):
-            if isinstance(seconds, bool) or not (
-                isinstance(seconds, (int, float)) and 0 <= seconds < math.inf
-            ):
-                raise ValueError(f"Cache: {name} must be a finite number of seconds >= 0")
+            check_seconds("Cache", name, seconds)
         self.store: Store = store if store is not None else MemoryStore()
         self.prefix = prefix
-        self.default_ttl = float(default_ttl)
-        self.max_body_size = max_body_size
         self.honor_request_cache_control = honor_request_cache_control
         self.coalesce = coalesce
         self.coalesce_wait = float(coalesce_wait)
@@ -162,7 +158,7 @@ class Cache:
 
     async def clear(self) -> int:
         """Remove everything under this cache's prefix, and nothing else."""
-        return await self.store.clear(self.prefix + ":")
+        return await self.store.clear(namespace(self.prefix))
 
     def stats(self) -> dict[str, object]:
         """Counters since start: hits, misses, stores, bypasses by reason,
@@ -245,16 +241,6 @@ class Cache:
         if memoizer is None:
             memoizer = self.__dict__["_memo"] = Memoizer(self)
         return memoizer
-
-
-def _header_names(what: str, names: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(names, str):
-        raise TypeError(f"Cache: {what} must be a tuple of header names, not one string")
-    checked = tuple(dict.fromkeys(name.lower() for name in names))
-    for name in checked:
-        if not is_token(name):
-            raise ValueError(f"Cache: {what} entry {name!r} is not an HTTP header name")
-    return checked
 
 
 def get_cache(request: HTTPConnection) -> Cache:

@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 
+from asgi_cache.keys import lock_key
 from asgi_cache.stores.base import Store
 
 __all__ = ["Coalescer", "Flight", "Leadership"]
@@ -48,7 +49,7 @@ class Leadership:
         self._coalescer = coalescer
         self._store = store
         self._key = key
-        self._lock = key + ":lock"
+        self._lock = lock_key(key)
         self._token = token
         self._flight = flight
 
@@ -90,7 +91,7 @@ class Coalescer:
         # Another process leads: this request polls for it, while the others
         # of this process wait on its flight.
         try:
-            await store.wait_released(key + ":lock", wait)
+            await store.wait_released(lock_key(key), wait)
         except Exception as exc:
             logger.debug("asgi-cache: waiting for a lock failed: %s", exc)
         finally:
@@ -114,7 +115,7 @@ class Coalescer:
         new_token = secrets.token_hex(8)
         token: str | None = new_token
         try:
-            acquired = await store.acquire(key + ":lock", new_token, ttl)
+            acquired = await store.acquire(lock_key(key), new_token, ttl)
         except Exception as exc:  # fail open: lead without a cross-process lock
             logger.debug("asgi-cache: lock acquire failed: %s", exc)
             acquired, token = True, None

@@ -1,19 +1,46 @@
-"""Cache keys: which stored response a request may be answered with.
+"""Cache keys: every name the cache gives the store, spelled in one place.
 
-A key is a digest over length-prefixed components (method class, root path,
-path, canonical query string, the values of the key headers, the accepted
+Every key lives under the cache's prefix, so several apps or versions can
+share one store and ``clear`` removes one cache's keys only::
+
+    {prefix}:page:{32 hex digits}                   a stored response
+    {prefix}:page:{32 hex digits}:lock              a miss being computed (coalescing)
+    {prefix}:tag:{tag}                              a tag (the store keeps its members)
+    {prefix}:path:{path}                            the tag of a path's variants
+    {prefix}:memo:{module}.{qualname}:{32 hex}      a memoized result (``:lock`` too)
+    {prefix}:data:{key}                             a value set with ``Cache.set``
+
+A page key is a digest over length-prefixed components (method class, root
+path, path, canonical query string, the values of the key headers, the accepted
 content codings and the route's custom key part), so no crafted path, query or
-header value can make two different requests share a key.  Keys read
-``{prefix}:page:{32 hex digits}`` for operators.
+header value can make two different requests share a key.  A memo key digests
+the function's bound arguments (see :mod:`asgi_cache.arguments`).  How a store
+keeps a tag's members is the store's business (see
+:mod:`asgi_cache.stores.redis`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import inspect
+from collections.abc import Callable, Iterable, Sequence
 from hashlib import blake2b
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
-__all__ = ["canonical_query", "entry_key", "path_tag", "tag_key"]
+from asgi_cache.arguments import argument_digest, function_name
+
+__all__ = [
+    "canonical_query",
+    "data_key",
+    "entry_key",
+    "lock_key",
+    "memo_call_key",
+    "memo_key",
+    "memo_tag",
+    "namespace",
+    "path_tag",
+    "tag_key",
+]
 
 _ABSENT = b"\xff\xff\xff\xff"  # length marker of a header the request does not carry
 
@@ -80,3 +107,65 @@ def tag_key(prefix: str, tag: str) -> str:
 def path_tag(prefix: str, path: str) -> str:
     """The tag every stored variant of ``path`` carries (for path invalidation)."""
     return f"{prefix}:path:{path}"
+
+
+def lock_key(key: str) -> str:
+    """The lock held while one process computes ``key`` (a page or memo key): ``{key}:lock``.
+
+    Derived from the key it guards, so every key has its own lock, and an
+    operator scanning the prefix sees a lock next to the key it guards.
+    """
+    return f"{key}:lock"
+
+
+def memo_key(prefix: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> str:
+    """The store key under which ``fn(*args, **kwargs)`` is memoized by a cache with ``prefix``.
+
+    ``fn`` may be the memoized wrapper or the function it wraps; the key is the
+    same in every process.  Raises ``TypeError`` like the call would.
+    """
+    name = function_name(fn)
+    return memo_call_key(prefix, name, inspect.signature(fn), args, kwargs)
+
+
+def memo_call_key(
+    prefix: str,
+    name: str,
+    signature: inspect.Signature,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> str:
+    """:func:`memo_key` for a function already named and inspected:
+    ``{prefix}:memo:{name}:{32 hex digits}``.
+
+    A memoized function computes its name and signature once, at decoration,
+    rather than on every call.
+    """
+    return f"{prefix}:memo:{name}:{argument_digest(name, signature, args, kwargs)}"
+
+
+def memo_tag(name: str) -> str:
+    """The tag every result of the memoized function ``name`` carries: ``memo:{name}``.
+
+    A user-level tag (pass it through :func:`tag_key`), so forgetting all of a
+    function's results is an invalidation, which a call computing meanwhile
+    cannot outlive.
+    """
+    return f"memo:{name}"
+
+
+def data_key(prefix: str, key: str) -> str:
+    """Where ``Cache.set`` keeps the value of ``key``: ``{prefix}:data:{key}``.
+
+    Its own namespace, so no user key can collide with a page or a memoized result.
+    """
+    return f"{prefix}:data:{key}"
+
+
+def namespace(prefix: str) -> str:
+    """What every key of a cache with ``prefix`` starts with: ``{prefix}:``.
+
+    The separator is part of it, so clearing the cache ``shop`` leaves the
+    keys of ``shop2`` alone.
+    """
+    return f"{prefix}:"

@@ -10,15 +10,20 @@ endpoint.
 
 from __future__ import annotations
 
-import math
-import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from starlette.requests import Request
 
-from asgi_cache.headers import is_token
+from asgi_cache.checks import (
+    check_body_size,
+    check_header_names,
+    check_seconds,
+    check_statuses,
+    check_tags,
+    check_ttl,
+)
 
 __all__ = ["CacheRule", "InvalidationRule", "cached", "invalidates"]
 
@@ -55,52 +60,6 @@ class InvalidationRule:
 
 def _name(fn: Any) -> str:
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
-
-
-def tag_fields(template: str) -> tuple[str, ...]:
-    """Names of the ``{placeholders}`` of a tag template; ValueError if malformed."""
-    fields: list[str] = []
-    for _, field, spec, conversion in string.Formatter().parse(template):
-        if field is None:
-            continue
-        if not field.isidentifier() or spec or conversion:
-            raise ValueError(f"placeholder {{{field}}} must be a bare path parameter name")
-        fields.append(field)
-    return tuple(fields)
-
-
-def check_tags(owner: str, tags: Iterable[str], *, placeholders: bool = True) -> tuple[str, ...]:
-    """``tags`` as a tuple of non-empty strings; errors name ``owner``.
-
-    With ``placeholders`` the tags are templates filled from path parameters;
-    without, braces are refused (they are kept free for that use).
-    """
-    if isinstance(tags, str):
-        raise TypeError(f"{owner}: tags must be a tuple of strings, not one string")
-    checked = tuple(tags)
-    for tag in checked:
-        if not isinstance(tag, str) or not tag:
-            raise ValueError(f"{owner}: every tag must be a non-empty string, got {tag!r}")
-        if not placeholders:
-            if "{" in tag or "}" in tag:
-                raise ValueError(f"{owner}: tag {tag!r}: placeholders are not supported here")
-            continue
-        try:
-            tag_fields(tag)
-        except ValueError as exc:
-            raise ValueError(f"{owner}: tag {tag!r}: {exc}") from None
-    return checked
-
-
-def check_ttl(owner: str, ttl: float | None) -> float | None:
-    """``ttl`` as float seconds (positive, finite) or ``None``; errors name ``owner``."""
-    if ttl is None:
-        return None
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-        raise TypeError(f"{owner}: ttl must be a number of seconds, got {ttl!r}")
-    if not 0 < ttl < math.inf:
-        raise ValueError(f"{owner}: ttl must be a positive, finite number of seconds, got {ttl!r}")
-    return float(ttl)
 
 
 def cached(
@@ -180,42 +139,26 @@ def _cache_rule(
 ) -> CacheRule:
     """Check ``@cached``'s arguments; errors name the decorated function."""
     checked_ttl = check_ttl(owner, ttl)
-    if isinstance(vary, str):
-        raise TypeError(f"{owner}: vary must be a tuple of header names, not one string")
-    vary_names = tuple(vary)
-    for name in vary_names:
-        if not isinstance(name, str):
-            raise TypeError(f"{owner}: vary entries must be header names, got {name!r}")
-        if not is_token(name):
-            raise ValueError(f"{owner}: vary={name!r} is not an HTTP header name")
+    vary_names = check_header_names(owner, "vary", vary)
     if key is not None and not callable(key):
         raise TypeError(f"{owner}: key must be a callable taking the request")
-    status_set = None if statuses is None else frozenset(statuses)
-    for status in status_set or ():
-        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status < 500:
-            raise ValueError(f"{owner}: status {status!r} cannot be cached (5xx never is)")
+    status_set = None if statuses is None else check_statuses(owner, statuses)
     if cache_control is not None and (
         not isinstance(cache_control, str) or "\r" in cache_control or "\n" in cache_control
     ):
         raise ValueError(f"{owner}: cache_control must be a one-line header value")
-    if max_body_size is not None and (
-        isinstance(max_body_size, bool) or not isinstance(max_body_size, int) or max_body_size <= 0
-    ):
-        raise ValueError(f"{owner}: max_body_size must be a positive int, got {max_body_size!r}")
+    if max_body_size is not None:
+        check_body_size(owner, max_body_size)
     for name, window in (
         ("stale_while_revalidate", stale_while_revalidate),
         ("stale_if_error", stale_if_error),
     ):
-        if window is not None and (
-            isinstance(window, bool)
-            or not isinstance(window, (int, float))
-            or not 0 <= window < math.inf
-        ):
-            raise ValueError(f"{owner}: {name} must be a finite number of seconds >= 0")
+        if window is not None:
+            check_seconds(owner, name, window)
     return CacheRule(
         ttl=checked_ttl,
         tags=check_tags(owner, tags),
-        vary=tuple(name.lower() for name in vary_names),
+        vary=vary_names,
         key=key,
         statuses=status_set,
         cache_control=cache_control,

@@ -10,8 +10,9 @@ values next to it.  Both live under the cache's prefix::
 
 Keys
 ----
-See :mod:`asgi_cache.arguments`: arguments bound to the signature, encoded
-canonically (never by ``id()``, ``hash()`` or ``repr``), digested.
+Spelled by :mod:`asgi_cache.keys`; the digest is :mod:`asgi_cache.arguments`':
+arguments bound to the signature, encoded canonically (never by ``id()``,
+``hash()`` or ``repr``), digested.
 
 Values
 ------
@@ -43,22 +44,19 @@ import types
 import typing
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 import anyio
 import anyio.to_thread
 import orjson
 
-from asgi_cache.arguments import argument_digest, function_name, pydantic_base
+from asgi_cache.arguments import function_name, pydantic_base
+from asgi_cache.checks import check_data_key, check_tags, check_ttl
 from asgi_cache.flight import Coalescer, Leadership
-from asgi_cache.keys import tag_key
-from asgi_cache.markers import check_tags, check_ttl
+from asgi_cache.keys import data_key, memo_call_key, memo_key, memo_tag, tag_key
 from asgi_cache.stores.base import Store, log_store_failure
 
-if TYPE_CHECKING:
-    from asgi_cache.cache import Cache
-
-__all__ = ["Memoize", "Memoizer", "memo_key"]
+__all__ = ["MemoCache", "Memoize", "Memoizer", "memo_key"]
 
 logger = logging.getLogger("asgi_cache")
 
@@ -71,14 +69,42 @@ MEMO_ATTR = "__asgi_cache_memo__"
 _MISS: Any = object()  # a lookup that found nothing usable
 
 
-def memo_key(prefix: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> str:
-    """The store key under which ``fn(*args, **kwargs)`` is memoized by a cache with ``prefix``.
+class MemoCache(Protocol):
+    """What a :class:`Memoizer` uses of the cache it belongs to.
 
-    ``fn`` may be the memoized wrapper or the function it wraps; the key is the
-    same in every process.  Raises ``TypeError`` like the call would.
+    Described here rather than imported, so that this module does not depend
+    on :mod:`asgi_cache.cache` (which depends on it).  Read on every call, so a
+    memoizer always sees the cache's current store and settings.
     """
-    name = function_name(fn)
-    return f"{prefix}:memo:{name}:{argument_digest(name, inspect.signature(fn), args, kwargs)}"
+
+    @property
+    def store(self) -> Store:
+        """Where results and values live."""
+        ...
+
+    @property
+    def prefix(self) -> str:
+        """The namespace of every key (see :mod:`asgi_cache.keys`)."""
+        ...
+
+    @property
+    def default_ttl(self) -> float:
+        """Seconds a result or value lives when its caller gives no ``ttl``."""
+        ...
+
+    @property
+    def coalesce(self) -> bool:
+        """Whether concurrent calls with the same arguments compute once."""
+        ...
+
+    @property
+    def coalesce_wait(self) -> float:
+        """The longest a call waits for another one computing the same result."""
+        ...
+
+    async def invalidate(self, *tags: str) -> int:
+        """Remove every entry stored under any of ``tags``; return how many."""
+        ...
 
 
 def _json_default(value: Any) -> Any:
@@ -172,7 +198,7 @@ class _Memoized(Generic[R]):
         self.ttl = check_ttl(owner, ttl)
         prefix = memoizer.cache.prefix
         self.tags = [
-            tag_key(prefix, "memo:" + self.name),
+            tag_key(prefix, memo_tag(self.name)),
             *(tag_key(prefix, tag) for tag in check_tags(owner, tags, placeholders=False)),
         ]
         self.memoizer = memoizer
@@ -184,8 +210,7 @@ class _Memoized(Generic[R]):
         self._resolved = False  # whether _restore was looked up
 
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        digest = argument_digest(self.name, self.signature, args, kwargs)
-        return f"{self.memoizer.cache.prefix}:memo:{self.name}:{digest}"
+        return memo_call_key(self.memoizer.cache.prefix, self.name, self.signature, args, kwargs)
 
     async def compute(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         if self.is_async:
@@ -258,7 +283,7 @@ class Memoizer:
     function with the same arguments are coalesced however many places call it.
     """
 
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: MemoCache) -> None:
         self.cache = cache
         self._coalescer = Coalescer()
         # Weak: a function defined and memoized in a closure may go away.
@@ -353,21 +378,17 @@ class Memoizer:
         if memo.memoizer is not self:
             raise ValueError(f"delete_memoized: {memo.name} is memoized by another Cache")
         if not args and not kwargs:
-            return await self.cache.invalidate("memo:" + memo.name)
+            return await self.cache.invalidate(memo_tag(memo.name))
         return int(await self.cache.store.delete(memo.key(args, kwargs)))
 
     def _data_key(self, owner: str, key: str) -> str:
-        if not isinstance(key, str):
-            raise TypeError(f"{owner}: key must be a str, got {type(key).__qualname__}")
-        if not key:
-            raise ValueError(f"{owner}: key must not be empty")
-        return f"{self.cache.prefix}:data:{key}"
+        return data_key(self.cache.prefix, check_data_key(owner, key))
 
     async def get(self, key: str, default: Any = None) -> Any:
         """See :meth:`asgi_cache.Cache.get`."""
-        data_key = self._data_key("Cache.get", key)
+        store_key = self._data_key("Cache.get", key)
         try:
-            data = await self.cache.store.get(data_key)
+            data = await self.cache.store.get(store_key)
         except Exception as exc:
             log_store_failure(f"memo {key!r}: store get", exc)
             return default
@@ -376,14 +397,14 @@ class Memoizer:
         try:
             return _decode(data)
         except ValueError:
-            logger.warning("asgi-cache: unreadable value under %s, treated as absent", data_key)
+            logger.warning("asgi-cache: unreadable value under %s, treated as absent", store_key)
             return default
 
     async def set(
         self, key: str, value: Any, ttl: float | None = None, tags: Iterable[str] = ()
     ) -> bool:
         """See :meth:`asgi_cache.Cache.set`."""
-        data_key = self._data_key("Cache.set", key)
+        store_key = self._data_key("Cache.set", key)
         checked_ttl = check_ttl(f"Cache.set({key!r})", ttl)
         store_tags = [
             tag_key(self.cache.prefix, tag)
@@ -397,7 +418,7 @@ class Memoizer:
             ) from None
         try:
             return await self.cache.store.set(
-                data_key,
+                store_key,
                 data,
                 self.cache.default_ttl if checked_ttl is None else checked_ttl,
                 store_tags,

@@ -22,13 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute, compile_path
 
-from asgi_cache.markers import (
-    CacheRule,
-    InvalidationRule,
-    cache_rule,
-    invalidation_rule,
-    tag_fields,
-)
+from asgi_cache.checks import tag_fields
+from asgi_cache.markers import CacheRule, InvalidationRule, cache_rule, invalidation_rule
 from asgi_cache.policy import UNSAFE_METHODS
 
 if TYPE_CHECKING:

@@ -1,12 +1,25 @@
-"""Cache keys: the canonical query string and the digest of a request's key components."""
+"""Cache keys: the canonical query string, the digest of a request's key components, and the
+layout of every other key (as the README's "Key layout" table shows it)."""
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import pytest
 
-from asgi_cache.keys import canonical_query, entry_key
+from asgi_cache.keys import (
+    canonical_query,
+    data_key,
+    entry_key,
+    lock_key,
+    memo_call_key,
+    memo_key,
+    memo_tag,
+    namespace,
+    path_tag,
+    tag_key,
+)
 
 # canonical_query
 
@@ -191,3 +204,90 @@ def test_many_crafted_requests_all_get_distinct_keys() -> None:
     ]
     keys = {key(parts, headers) for parts, headers in requests}
     assert len(keys) == len(requests)
+
+
+# the other keys, as the README's "Key layout" table shows them for the prefix "shop:v1"
+
+PAGE = entry_key("shop:v1", (b"/products/42",), ())
+
+
+def lookup(product_id: int, currency: str = "EUR") -> None:
+    """A function to memoize, by name."""
+
+
+def test_a_tag_key_reads_prefix_tag_and_the_tag() -> None:
+    assert tag_key("shop:v1", "product:42") == "shop:v1:tag:product:42"
+
+
+def test_a_path_tag_reads_prefix_path_and_the_path() -> None:
+    assert path_tag("shop:v1", "/products/42") == "shop:v1:path:/products/42"
+
+
+def test_a_lock_key_is_the_page_key_it_guards_plus_lock() -> None:
+    assert lock_key(PAGE) == PAGE + ":lock"
+    assert re.fullmatch(r"shop:v1:page:[0-9a-f]{32}:lock", lock_key(PAGE))
+
+
+def test_each_page_key_has_its_own_lock() -> None:
+    other = entry_key("shop:v1", (b"/products/43",), ())
+    assert lock_key(PAGE) != lock_key(other)
+
+
+def test_a_memo_key_reads_prefix_memo_the_function_and_32_hex_digits() -> None:
+    assert re.fullmatch(
+        r"shop:v1:memo:tests\.test_keys\.lookup:[0-9a-f]{32}", memo_key("shop:v1", lookup, 42)
+    )
+
+
+def test_a_memo_key_is_the_same_for_equal_arguments() -> None:
+    assert memo_key("shop:v1", lookup, 42) == memo_key("shop:v1", lookup, 42)
+    assert memo_key("shop:v1", lookup, 42) == memo_key("shop:v1", lookup, product_id=42)
+    assert memo_key("shop:v1", lookup, 42) == memo_key("shop:v1", lookup, 42, "EUR")
+
+
+def test_a_memo_key_differs_for_different_arguments() -> None:
+    assert memo_key("shop:v1", lookup, 42) != memo_key("shop:v1", lookup, 43)
+    assert memo_key("shop:v1", lookup, 42) != memo_key("shop:v1", lookup, 42, "USD")
+
+
+def test_a_memo_call_key_equals_the_memo_key_of_the_same_call() -> None:
+    signature = inspect.signature(lookup)
+    name = "tests.test_keys.lookup"
+    assert memo_call_key("shop:v1", name, signature, (42,), {}) == memo_key("shop:v1", lookup, 42)
+
+
+def test_a_memo_key_has_its_own_lock() -> None:
+    key = memo_key("shop:v1", lookup, 42)
+    assert lock_key(key) == key + ":lock"
+
+
+def test_a_memo_tag_names_the_function() -> None:
+    assert memo_tag("tests.test_keys.lookup") == "memo:tests.test_keys.lookup"
+    assert tag_key("shop:v1", memo_tag("m.f")) == "shop:v1:tag:memo:m.f"
+
+
+def test_a_data_key_reads_prefix_data_and_the_key() -> None:
+    assert data_key("shop:v1", "greeting") == "shop:v1:data:greeting"
+
+
+def test_the_namespace_is_the_prefix_and_its_separator() -> None:
+    assert namespace("shop:v1") == "shop:v1:"
+
+
+@pytest.mark.parametrize(
+    "made",
+    [
+        PAGE,
+        lock_key(PAGE),
+        tag_key("shop:v1", "product:42"),
+        path_tag("shop:v1", "/products/42"),
+        memo_key("shop:v1", lookup, 42),
+        data_key("shop:v1", "greeting"),
+    ],
+)
+def test_every_key_lives_in_its_cache_s_namespace(made: str) -> None:
+    assert made.startswith(namespace("shop:v1"))
+
+
+def test_a_longer_prefix_is_outside_the_namespace() -> None:
+    assert not data_key("shop2", "greeting").startswith(namespace("shop"))

@@ -1,0 +1,212 @@
+"""Argument checks shared by the markers, ``memoize`` and :class:`~asgi_cache.Cache`.
+
+A wrong argument is refused where it is written -- when a module defines a
+route or a memoized function, when the cache is built -- rather than on the
+first request that needs it.  Every check takes the ``owner`` its errors name
+(``"@cached on list_products"``, ``"memoize app.stats"``, ``"Cache"``), so the
+message points at the line to fix, and returns the checked value in the form
+its caller keeps.
+
+A cache's own defaults (``default_ttl``, ``statuses``, ``max_body_size``, the
+cache-wide header names) have checks of their own next to the per-route ones,
+because their contract differs a little (a default cannot be ``None``;
+duplicate header names are merged) and so does the wording of their errors,
+which callers may already match on.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Iterable
+
+from asgi_cache.headers import is_token
+
+__all__ = [
+    "check_body_size",
+    "check_data_key",
+    "check_default_body_size",
+    "check_default_statuses",
+    "check_default_ttl",
+    "check_header_names",
+    "check_header_set",
+    "check_seconds",
+    "check_statuses",
+    "check_tags",
+    "check_ttl",
+    "tag_fields",
+]
+
+
+def _is_number(value: object) -> bool:
+    """An ``int`` or ``float`` that is not a ``bool`` (``True`` seconds is a mistake)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float))
+
+
+def _is_storable_status(status: object) -> bool:
+    """1xx-4xx: a 5xx is the origin failing, never a response to replay."""
+    return isinstance(status, int) and 100 <= status < 500
+
+
+# -- lifetimes -----------------------------------------------------------------
+
+
+def check_ttl(owner: str, ttl: float | None) -> float | None:
+    """``ttl`` as float seconds (positive, finite) or ``None``; errors name ``owner``.
+
+    ``None`` defers to the response's ``max-age`` or the cache's default.
+    """
+    if ttl is None:
+        return None
+    if not _is_number(ttl):
+        raise TypeError(f"{owner}: ttl must be a number of seconds, got {ttl!r}")
+    if not 0 < ttl < math.inf:
+        raise ValueError(f"{owner}: ttl must be a positive, finite number of seconds, got {ttl!r}")
+    return float(ttl)
+
+
+def check_default_ttl(owner: str, ttl: float) -> float:
+    """A cache's ``default_ttl`` as float seconds (positive, finite).
+
+    Unlike :func:`check_ttl` there is no ``None``: this is what the others fall
+    back on.  Every refusal is a ``ValueError``.
+    """
+    if not (_is_number(ttl) and 0 < ttl < math.inf):
+        raise ValueError(f"{owner}: default_ttl must be positive seconds, got {ttl!r}")
+    return float(ttl)
+
+
+def check_seconds(owner: str, name: str, seconds: float) -> float:
+    """``seconds`` (the argument ``name``) unchanged if finite and ``>= 0``.
+
+    For windows and waits (``stale_while_revalidate``, ``coalesce_wait``...),
+    where zero means "not at all" rather than a mistake.
+    """
+    if not (_is_number(seconds) and 0 <= seconds < math.inf):
+        raise ValueError(f"{owner}: {name} must be a finite number of seconds >= 0")
+    return seconds
+
+
+# -- tags ----------------------------------------------------------------------
+
+
+def tag_fields(template: str) -> tuple[str, ...]:
+    """Names of the ``{placeholders}`` of a tag template; ValueError if malformed.
+
+    Only bare names are allowed, since they are filled from path parameters,
+    never evaluated.
+    """
+    fields: list[str] = []
+    for _, field, spec, conversion in string.Formatter().parse(template):
+        if field is None:
+            continue
+        if not field.isidentifier() or spec or conversion:
+            raise ValueError(f"placeholder {{{field}}} must be a bare path parameter name")
+        fields.append(field)
+    return tuple(fields)
+
+
+def check_tags(owner: str, tags: Iterable[str], *, placeholders: bool = True) -> tuple[str, ...]:
+    """``tags`` as a tuple of non-empty strings; errors name ``owner``.
+
+    With ``placeholders`` the tags are templates filled from path parameters;
+    without, braces are refused (they are kept free for that use).
+    """
+    if isinstance(tags, str):
+        raise TypeError(f"{owner}: tags must be a tuple of strings, not one string")
+    checked = tuple(tags)
+    for tag in checked:
+        if not isinstance(tag, str) or not tag:
+            raise ValueError(f"{owner}: every tag must be a non-empty string, got {tag!r}")
+        if not placeholders:
+            if "{" in tag or "}" in tag:
+                raise ValueError(f"{owner}: tag {tag!r}: placeholders are not supported here")
+            continue
+        try:
+            tag_fields(tag)
+        except ValueError as exc:
+            raise ValueError(f"{owner}: tag {tag!r}: {exc}") from None
+    return checked
+
+
+# -- request headers -----------------------------------------------------------
+
+
+def check_header_names(owner: str, what: str, names: Iterable[str]) -> tuple[str, ...]:
+    """``names`` (the argument ``what``) lower-cased, in order; each an HTTP field name.
+
+    One string is refused rather than read as a tuple of its characters.
+    """
+    if isinstance(names, str):
+        raise TypeError(f"{owner}: {what} must be a tuple of header names, not one string")
+    checked = tuple(names)
+    for name in checked:
+        if not isinstance(name, str):
+            raise TypeError(f"{owner}: {what} entries must be header names, got {name!r}")
+        if not is_token(name):
+            raise ValueError(f"{owner}: {what}={name!r} is not an HTTP header name")
+    return tuple(name.lower() for name in checked)
+
+
+def check_header_set(owner: str, what: str, names: Iterable[str]) -> tuple[str, ...]:
+    """A cache-wide list of header names: lower-cased, duplicates merged, order kept.
+
+    Like :func:`check_header_names`, but the cache merges ``"Cookie"`` and
+    ``"cookie"`` into one name.
+    """
+    if isinstance(names, str):
+        raise TypeError(f"{owner}: {what} must be a tuple of header names, not one string")
+    checked = tuple(dict.fromkeys(name.lower() for name in names))
+    for name in checked:
+        if not is_token(name):
+            raise ValueError(f"{owner}: {what} entry {name!r} is not an HTTP header name")
+    return checked
+
+
+# -- responses -----------------------------------------------------------------
+
+
+def check_statuses(owner: str, statuses: Iterable[int]) -> frozenset[int]:
+    """A route's storable statuses as a set; each 1xx-4xx (errors name the status)."""
+    checked = frozenset(statuses)
+    for status in checked:
+        if isinstance(status, bool) or not _is_storable_status(status):
+            raise ValueError(f"{owner}: status {status!r} cannot be cached (5xx never is)")
+    return checked
+
+
+def check_default_statuses(owner: str, statuses: Iterable[int]) -> frozenset[int]:
+    """A cache's default storable statuses as a set; each 1xx-4xx."""
+    checked = frozenset(statuses)
+    if not all(_is_storable_status(status) for status in checked):
+        raise ValueError(f"{owner}: statuses must be 1xx-4xx codes (5xx is never cached)")
+    return checked
+
+
+def check_body_size(owner: str, size: int) -> int:
+    """A route's largest stored body: a positive ``int`` of bytes."""
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise ValueError(f"{owner}: max_body_size must be a positive int, got {size!r}")
+    return size
+
+
+def check_default_body_size(owner: str, size: int) -> int:
+    """A cache's default largest stored body: a positive ``int`` of bytes."""
+    if not (isinstance(size, int) and size > 0):
+        raise ValueError(f"{owner}: max_body_size must be a positive number of bytes")
+    return size
+
+
+# -- stored values ---------------------------------------------------------------
+
+
+def check_data_key(owner: str, key: str) -> str:
+    """A ``Cache.get`` / ``set`` / ``delete`` key: a non-empty ``str``.
+
+    An empty key would name the whole ``data`` namespace rather than one value.
+    """
+    if not isinstance(key, str):
+        raise TypeError(f"{owner}: key must be a str, got {type(key).__qualname__}")
+    if not key:
+        raise ValueError(f"{owner}: key must not be empty")
+    return key

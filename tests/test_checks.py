@@ -1,0 +1,123 @@
+"""Argument checks: what each accepts, and refusals that name their owner."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from asgi_cache import Cache
+from asgi_cache.checks import (
+    check_body_size,
+    check_data_key,
+    check_default_body_size,
+    check_default_statuses,
+    check_default_ttl,
+    check_header_names,
+    check_header_set,
+    check_seconds,
+    check_statuses,
+    check_tags,
+    check_ttl,
+    tag_fields,
+)
+
+
+def untyped(value: object) -> Any:
+    """``value`` typed as ``Any``, to hand a check an argument of the wrong type."""
+    return value
+
+
+def test_a_ttl_becomes_float_seconds_and_none_stays_none() -> None:
+    assert check_ttl("owner", 5) == 5.0
+    assert isinstance(check_ttl("owner", 5), float)
+    assert check_ttl("owner", None) is None
+
+
+def test_a_default_ttl_becomes_float_seconds() -> None:
+    assert check_default_ttl("Cache", 60) == 60.0
+
+
+def test_a_window_of_zero_seconds_is_accepted_unchanged() -> None:
+    assert check_seconds("owner", "stale_if_error", 0) == 0
+
+
+def test_tag_fields_are_the_placeholders_in_order() -> None:
+    assert tag_fields("shop:{shop}:product:{pid}") == ("shop", "pid")
+
+
+def test_route_header_names_are_lower_cased_in_order() -> None:
+    assert check_header_names("owner", "vary", ("X-B", "Accept")) == ("x-b", "accept")
+
+
+def test_cache_header_names_are_lower_cased_and_merged() -> None:
+    assert check_header_set("Cache", "vary", ("Cookie", "x-a", "cookie")) == ("cookie", "x-a")
+
+
+def test_statuses_become_a_set() -> None:
+    assert check_statuses("owner", [200, 404, 200]) == frozenset({200, 404})
+    assert check_default_statuses("Cache", [200, 301]) == frozenset({200, 301})
+
+
+def test_a_data_key_is_returned_as_given() -> None:
+    assert check_data_key("Cache.get", "greeting") == "greeting"
+
+
+@pytest.mark.parametrize(
+    ("check", "error", "message"),
+    [
+        (lambda: check_ttl("@cached on f", untyped("60")), TypeError, "ttl must be a number"),
+        (lambda: check_ttl("@cached on f", True), TypeError, "ttl must be a number"),
+        (lambda: check_ttl("@cached on f", 0), ValueError, "ttl must be a positive, finite"),
+        (lambda: check_ttl("@cached on f", math.inf), ValueError, "ttl must be a positive"),
+        (lambda: check_default_ttl("Cache", untyped("60")), ValueError, "default_ttl must be"),
+        (lambda: check_default_ttl("Cache", math.nan), ValueError, "default_ttl must be"),
+        (lambda: check_seconds("Cache", "coalesce_wait", -1), ValueError, "coalesce_wait must"),
+        (lambda: check_seconds("Cache", "coalesce_wait", True), ValueError, ">= 0"),
+        (lambda: check_tags("memoize f", untyped("stats")), TypeError, "not one string"),
+        (lambda: check_tags("memoize f", ("",)), ValueError, "non-empty string"),
+        (lambda: check_tags("memoize f", ("{x}",), placeholders=False), ValueError, "not supp"),
+        (lambda: check_tags("@cached on f", ("{x.y}",)), ValueError, "bare path parameter"),
+        (lambda: check_header_names("@cached on f", "vary", untyped("x")), TypeError, "one str"),
+        (lambda: check_header_names("@cached on f", "vary", untyped([1])), TypeError, "got 1"),
+        (lambda: check_header_names("@cached on f", "vary", ("a b",)), ValueError, "vary='a b'"),
+        (lambda: check_header_set("Cache", "vary", untyped("x")), TypeError, "not one string"),
+        (lambda: check_header_set("Cache", "vary", ("a b",)), ValueError, "vary entry 'a b'"),
+        (lambda: check_statuses("@cached on f", (200, 500)), ValueError, "status 500"),
+        (lambda: check_statuses("@cached on f", untyped((True,))), ValueError, "status True"),
+        (lambda: check_default_statuses("Cache", (503,)), ValueError, "1xx-4xx codes"),
+        (lambda: check_body_size("@cached on f", 0), ValueError, "positive int, got 0"),
+        (lambda: check_body_size("@cached on f", True), ValueError, "positive int, got True"),
+        (lambda: check_default_body_size("Cache", -1), ValueError, "positive number of bytes"),
+        (lambda: check_data_key("Cache.get", untyped(1)), TypeError, "key must be a str"),
+        (lambda: check_data_key("Cache.get", ""), ValueError, "key must not be empty"),
+    ],
+)
+def test_a_refusal_names_its_owner_and_what_is_wrong(
+    check: Callable[[], object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)) as raised:
+        check()
+    assert str(raised.value).split(":")[0] in {"@cached on f", "memoize f", "Cache", "Cache.get"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"default_ttl": 0}, "Cache: default_ttl must be positive seconds, got 0"),
+        ({"vary": ("a b",)}, "Cache: vary entry 'a b' is not an HTTP header name"),
+        ({"credential_headers": "cookie"}, "Cache: credential_headers must be a tuple of header"),
+        ({"statuses": (200, 500)}, "Cache: statuses must be 1xx-4xx codes (5xx is never cached)"),
+        ({"max_body_size": 0}, "Cache: max_body_size must be a positive number of bytes"),
+        ({"coalesce_wait": -1}, "Cache: coalesce_wait must be a finite number of seconds >= 0"),
+        ({"origin_timeout": math.inf}, "Cache: origin_timeout must be a finite number of seconds"),
+    ],
+)
+def test_a_bad_cache_argument_fails_at_construction(
+    arguments: dict[str, Any], message: str
+) -> None:
+    with pytest.raises((TypeError, ValueError), match=re.escape(message)):
+        Cache(**arguments)
