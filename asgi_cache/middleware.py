@@ -152,13 +152,20 @@ class CacheMiddleware:
                 return
             await send(message)
 
+        # The application's own failure is raised as itself, after the task
+        # group: a server or test expects its exception, not an ExceptionGroup.
+        error: Exception | None = None
         async with anyio.create_task_group() as tasks:
             self._tasks = tasks
             try:
                 await self.app(scope, receive, lifespan_send)
+            except Exception as exc:
+                error = exc
             finally:
                 self._tasks = None
                 tasks.cancel_scope.cancel()
+        if error is not None:
+            raise error
 
     async def _read(
         self, route: ReadRoute, route_path: str, scope: Scope, receive: Receive, send: Send
