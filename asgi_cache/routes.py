@@ -8,8 +8,16 @@ per method class: the first alternative that matches is the route the router
 would pick, and a path claimed first by an unmarked route is never served from
 the cache.  Mounted routers and FastAPI's included routers are walked with their
 prefixes; anything opaque (a mounted ASGI app, a ``Host`` route, an unknown
-route class) claims the paths it could match, so nothing after it is cached
-where it might answer.
+route class, a path that cannot be compiled) claims the paths it could match,
+so nothing after it is cached where it might answer.
+
+Each level of a path is compiled on its own, as Starlette does, so a name may
+repeat across levels (``Mount("/users/{id}")`` over ``Route("/posts/{id}")``).
+Such a route claims its paths like any other but is not cached: which ``{id}``
+a tag would mean is ambiguous.  An ``@invalidates`` tag using the name is a
+:class:`CacheConfigError` instead, since dropping an invalidation would leave
+stale entries served.  Whatever the table holds, compiling it raises nothing
+but a :class:`CacheConfigError` naming a misused marker.
 """
 
 from __future__ import annotations
@@ -64,17 +72,56 @@ class CacheConfigError(ValueError):
     """A marker does not fit its route (raised at startup, naming the route)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Prefix:
+    """The levels of mounts above a route, compiled one level at a time.
+
+    Each level is compiled on its own, as Starlette does, so a parameter name
+    may repeat across levels (``Mount("/users/{id}")`` over ``Route("/posts/{id}")``)
+    where compiling the joined path would refuse it.
+    """
+
+    path: str = ""  # the joined path, for labels
+    pattern: str = ""  # the joined regex, without anchors
+    names: tuple[str, ...] = ()  # parameter names of every level, repeats included
+
+    def join(self, path: str) -> _Prefix:
+        """One level deeper; raises if Starlette could not route ``path`` this way."""
+        if not path:
+            return self
+        if not path.startswith("/"):  # compile_path would take it for a host name
+            raise ValueError(f"a routed path must start with '/': {path!r}")
+        regex, _, convertors = compile_path(path)
+        pattern = self.pattern + regex.pattern[1:-1]
+        return _Prefix(self.path + path, pattern, (*self.names, *convertors))
+
+
 @dataclass(slots=True)
 class _Flat:
-    path: str
+    prefix: _Prefix
     methods: frozenset[str] | None  # None: any method (an opaque app)
     endpoint: Any  # None for opaque apps
+    path: str = field(init=False)
     regex: re.Pattern[str] = field(init=False)
-    params: tuple[str, ...] = field(init=False)
+    params: tuple[str, ...] = field(init=False)  # the names a tag may use
+    repeated: frozenset[str] = field(init=False)  # names given by more than one level
 
     def __post_init__(self) -> None:
-        self.regex, _, convertors = compile_path(self.path)
-        self.params = tuple(convertors)
+        names = self.prefix.names
+        self.path = self.prefix.path
+        self.repeated = frozenset(name for name in names if names.count(name) > 1)
+        self.params = tuple(name for name in dict.fromkeys(names) if name not in self.repeated)
+        pattern = self.prefix.pattern
+        if self.repeated:  # a regex cannot name two groups alike: these stay anonymous
+            alternatives = "|".join(sorted(self.repeated))
+            pattern = re.sub(rf"\(\?P<(?:{alternatives})>", "(", pattern)
+        self.regex = re.compile(f"^{pattern}$")
+
+
+def _claim(prefix: _Prefix) -> _Flat:
+    """A route that may answer any path below ``prefix`` (an opaque app)."""
+    below = prefix.pattern + ("/(?P<path>.*)" if prefix.pattern else "(?P<path>.*)")
+    return _Flat(_Prefix(prefix.path + "/{path:path}", below, (*prefix.names, "path")), None, None)
 
 
 def _label(method: str, flat: _Flat) -> str:
@@ -84,6 +131,12 @@ def _label(method: str, flat: _Flat) -> str:
 
 def _fill_tags(flat: _Flat, templates: Sequence[str], label: str) -> tuple[str, ...]:
     for template in templates:
+        repeated = [name for name in tag_fields(template) if name in flat.repeated]
+        if repeated:
+            raise CacheConfigError(
+                f"route {label}: tag {template!r} uses path parameter {repeated[0]!r}, "
+                "which more than one level of the path names"
+            )
         unknown = [name for name in tag_fields(template) if name not in flat.params]
         if unknown:
             known = ", ".join(flat.params) or "none"
@@ -154,7 +207,7 @@ class RouteTable:
         self._flats = flats
         self._writes = writes  # per flat route: method -> its @invalidates route
         readable = [flat for flat in flats if flat.methods is None or "GET" in flat.methods]
-        dynamic = [i for i, flat in enumerate(readable) if flat.params]
+        dynamic = [i for i, flat in enumerate(readable) if flat.regex.groups]
         # Static paths: resolved now against the whole table, in order; other
         # paths can only be matched by routes with parameters.
         self._dynamic = _alternation([readable[i] for i in dynamic])
@@ -162,7 +215,7 @@ class RouteTable:
         whole = _alternation(readable)
         self._static: dict[str, ReadRoute | None] = {}
         for flat in readable:
-            if not flat.params and flat.path not in self._static:
+            if not flat.regex.groups and flat.path not in self._static:
                 match = whole.match(flat.path) if whole else None
                 self._static[flat.path] = reads[_index(match)] if match else None
         self._memo: dict[str, ReadRoute | None] = {}
@@ -268,28 +321,50 @@ def _header_roles(
     return roles
 
 
-def _flatten(routes: Sequence[BaseRoute], prefix: str) -> Iterator[_Flat]:
+def _flatten(routes: Sequence[BaseRoute], prefix: _Prefix) -> Iterator[_Flat]:
+    """The routes in router order, mounts and included routers walked into.
+
+    A route that cannot be read (an odd path, an unknown class, a table that
+    is not one) claims every path below ``prefix``: nothing after it is cached
+    where it might answer, and the application itself is left to judge it.
+    """
     for route in routes:
-        if isinstance(route, Route):
-            methods = None if route.methods is None else frozenset(route.methods)
-            yield _Flat(prefix + route.path, methods, route.endpoint)
-        elif isinstance(route, WebSocketRoute):
-            continue
-        elif isinstance(route, Mount):
-            children = route.routes
-            if children:
-                yield from _flatten(children, prefix + route.path)
-            else:
-                yield _Flat(prefix + route.path + "/{path:path}", None, None)
-        elif hasattr(route, "original_router") and hasattr(route, "include_context"):
-            # FastAPI keeps an included router nested, with its prefix in a context.
-            yield from _flatten(route.original_router.routes, prefix + route.include_context.prefix)
+        try:
+            flats = list(_flatten_one(route, prefix))
+        except Exception as exc:
+            logger.warning(
+                "asgi-cache: cannot read route %r (%s); no route after it is cached below %r",
+                route,
+                exc,
+                prefix.path or "/",
+            )
+            flats = [_claim(prefix)]
+        yield from flats
+
+
+def _flatten_one(route: BaseRoute, prefix: _Prefix) -> Iterator[_Flat]:
+    if isinstance(route, Route):
+        methods = None if route.methods is None else frozenset(route.methods)
+        yield _Flat(prefix.join(route.path), methods, route.endpoint)
+    elif isinstance(route, WebSocketRoute):
+        return
+    elif isinstance(route, Mount):
+        mounted = prefix.join(route.path)
+        children = route.routes  # the mounted app's, when it has any
+        if children and isinstance(children, Sequence):
+            yield from _flatten(children, mounted)
         else:
-            if not isinstance(route, Host):
-                logger.warning(
-                    "asgi-cache: cannot see inside route %r; no route after it is cached", route
-                )
-            yield _Flat("/{path:path}", None, None)
+            yield _claim(mounted)
+    elif hasattr(route, "original_router") and hasattr(route, "include_context"):
+        # FastAPI keeps an included router nested, with its prefix in a context.
+        included = prefix.join(route.include_context.prefix)
+        yield from _flatten(route.original_router.routes, included)
+    else:
+        if not isinstance(route, Host):
+            logger.warning(
+                "asgi-cache: cannot see inside route %r; no route after it is cached", route
+            )
+        yield _claim(prefix)
 
 
 def find_routes(app: Any) -> tuple[Sequence[BaseRoute] | None, bool]:
@@ -320,7 +395,7 @@ def compile_routes(
     ``compressed`` says a compressing middleware sits between the cache and the
     routes: bodies then depend on ``Accept-Encoding``, which joins every key.
     """
-    flats = list(_flatten(routes, ""))
+    flats = list(_flatten(routes, _Prefix()))
     reads: list[ReadRoute | None] = []
     writes: list[dict[str, WriteRoute]] = []
     for flat in flats:
@@ -333,5 +408,13 @@ def compile_routes(
         writes.append(found)
         if flat.methods is None or "GET" in flat.methods:
             rule = cache_rule(flat.endpoint, "GET") if flat.endpoint else None
+            if rule is not None and flat.repeated:
+                logger.warning(
+                    "asgi-cache: route %s names path parameter %s at more than one level; "
+                    "it is not cached",
+                    _label("GET", flat),
+                    ", ".join(sorted(flat.repeated)),
+                )
+                rule = None
             reads.append(None if rule is None else _read_route(flat, rule, cache, compressed))
     return RouteTable(flats, reads, writes)

@@ -7,6 +7,8 @@ their executions in a dict, so "served from the cache" means the endpoint did no
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 import threading
 import traceback
 from collections import Counter
@@ -22,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Host, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
@@ -607,6 +609,209 @@ def test_among_300_routes_the_marked_last_one_is_cached_and_the_others_are_not()
     assert second.text == "marked"
     assert is_hit(second)
     assert calls == {"static 297": 2, "param 148": 2, "marked": 1}
+
+
+# Route shapes Starlette accepts, however odd: they never break the app
+
+
+def text(name: str, calls: Counter[str]) -> Any:
+    async def endpoint(request: Request) -> PlainTextResponse:
+        calls[name] += 1
+        return PlainTextResponse(f"{name} {request.path_params}")
+
+    return endpoint
+
+
+def repeated_id_app(calls: Counter[str], endpoint: Any = None) -> Starlette:
+    """``/users/{id}/posts/{id}``: each level compiles, the joined path would not."""
+    posts = endpoint or text("post", calls)
+    return Starlette(routes=[Mount("/users/{id}", routes=[Route("/posts/{id}", posts)])])
+
+
+def test_a_path_naming_a_parameter_at_two_levels_starts_up_and_answers() -> None:
+    calls: Counter[str] = Counter()
+    with client_for(repeated_id_app(calls)) as client:
+        response = client.get("/users/1/posts/2")
+    assert response.status_code == 200
+    assert response.text == "post {'id': '2'}"
+    assert "cache-status" not in response.headers
+
+
+def test_a_path_naming_a_parameter_at_two_levels_answers_without_a_lifespan() -> None:
+    calls: Counter[str] = Counter()
+    client = client_for(repeated_id_app(calls))  # not entered: no lifespan runs
+    response = client.get("/users/1/posts/2")
+    assert response.status_code == 200
+    assert response.text == "post {'id': '2'}"
+
+
+def test_a_route_naming_a_parameter_twice_claims_its_paths_from_later_cached_routes() -> None:
+    calls: Counter[str] = Counter()
+    app = repeated_id_app(calls)
+    app.router.routes.append(Route("/users/{uid}/posts/{pid}", cached(60)(text("later", calls))))
+    with client_for(app) as client:
+        first, second = get_twice(client, "/users/1/posts/2")
+        elsewhere = client.get("/users/1/comments/2")
+    assert first.text == second.text == "post {'id': '2'}"
+    assert cache_status(first) is cache_status(second) is None
+    assert calls == {"post": 2}
+    assert elsewhere.status_code == 404
+
+
+def test_a_cached_route_naming_a_parameter_twice_is_not_cached_and_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: Counter[str] = Counter()
+    app = repeated_id_app(calls, cached(60)(text("post", calls)))
+    with caplog.at_level(logging.WARNING, logger="asgi_cache"):
+        with client_for(app) as client:
+            first, second = get_twice(client, "/users/1/posts/2")
+    assert first.text == second.text == "post {'id': '2'}"
+    assert cache_status(first) is cache_status(second) is None
+    assert calls == {"post": 2}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "GET /users/{id}/posts/{id}" in warnings[0]
+    assert "not cached" in warnings[0]
+
+
+def test_an_invalidates_tag_naming_a_parameter_given_twice_fails_startup_naming_the_route() -> None:
+    @invalidates("post:{id}")
+    async def edit(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("edited")
+
+    routes = [Mount("/users/{id}", routes=[Route("/posts/{id}", edit, methods=["PUT"])])]
+    app = Starlette(routes=routes)
+    app.add_middleware(CacheMiddleware, cache=Cache(MemoryStore()))
+    error = startup_failure(app)
+    assert "CacheConfigError" in error
+    assert "PUT /users/{id}/posts/{id}" in error
+
+
+def test_an_invalidates_tag_naming_a_parameter_given_once_still_invalidates() -> None:
+    calls: Counter[str] = Counter()
+
+    @invalidates("post:{pid}")
+    async def edit(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("edited")
+
+    app = Starlette(
+        routes=[
+            Mount("/users/{id}", routes=[Route("/posts/{id}/{pid}", edit, methods=["PUT"])]),
+            Route("/posts/{pid}", cached(60, tags=("post:{pid}",))(text("post", calls))),
+        ]
+    )
+    with client_for(app) as client:
+        _, hit = get_twice(client, "/posts/7")
+        client.put("/users/1/posts/1/7")
+        after = client.get("/posts/7")
+    assert is_hit(hit)
+    assert was_stored(after)
+    assert calls == {"post": 2}
+
+
+def test_mounts_repeating_their_own_names_at_every_level_answer() -> None:
+    calls: Counter[str] = Counter()
+    inner = Mount("/b/{id}", routes=[Route("/c/{id}/{x}", text("deep", calls))])
+    app = Starlette(routes=[Mount("/a/{id}/{x}", routes=[inner])])
+    with client_for(app) as client:
+        response = client.get("/a/1/2/b/3/c/4/5")
+    assert response.text == "deep {'id': '4', 'x': '5'}"
+
+
+class PatternRoute(Route):
+    """A route class of an application's own, matching a regular expression."""
+
+    def __init__(self, path: str, pattern: str, endpoint: Any) -> None:
+        super().__init__("/", endpoint)
+        self.path = path
+        self.path_regex = re.compile(pattern)
+
+
+@pytest.mark.parametrize(
+    "path", ["^/files/.*[.]txt$", "/files/{name:filename}"], ids=["regex", "unknown-convertor"]
+)
+def test_a_route_with_a_path_that_cannot_be_compiled_claims_every_path_below_its_mount(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: Counter[str] = Counter()
+    app = Starlette(
+        routes=[
+            Route("/before", cached(60)(text("before", calls))),
+            Mount("/docs", routes=[PatternRoute(path, "^/files/.*[.]txt$", text("file", calls))]),
+            Route("/docs/files/report.txt", cached(60)(text("report", calls))),
+            Route("/after", cached(60)(text("after", calls))),
+        ]
+    )
+    with caplog.at_level(logging.WARNING, logger="asgi_cache"):
+        with client_for(app) as client:
+            files = get_twice(client, "/docs/files/report.txt")
+            _, before = get_twice(client, "/before")
+            _, after = get_twice(client, "/after")
+    assert [r.text for r in files] == ["file {}"] * 2
+    assert [cache_status(r) for r in files] == [None, None]
+    assert is_hit(before)
+    assert is_hit(after)
+    assert calls == {"file": 2, "before": 1, "after": 1}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "PatternRoute" in warnings[0]
+    assert "/docs" in warnings[0]
+
+
+def test_a_mounted_app_whose_routes_are_not_a_table_claims_its_mount() -> None:
+    calls: Counter[str] = Counter()
+
+    class Opaque:
+        """An ASGI app with a ``routes`` method, not a routing table."""
+
+        def routes(self) -> list[str]:
+            return []
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await PlainTextResponse("opaque")(scope, receive, send)
+
+    app = Starlette(
+        routes=[
+            Mount("/opaque", app=Opaque()),
+            Route("/opaque/page", cached(60)(text("page", calls))),
+            Route("/page", cached(60)(text("page", calls))),
+        ]
+    )
+    with client_for(app) as client:
+        opaque = get_twice(client, "/opaque/page")
+        _, page = get_twice(client, "/page")
+    assert [r.text for r in opaque] == ["opaque"] * 2
+    assert [cache_status(r) for r in opaque] == [None, None]
+    assert is_hit(page)
+
+
+def test_a_mount_given_both_an_app_and_routes_is_resolved_like_the_router_does() -> None:
+    calls: Counter[str] = Counter()
+    mounted = Starlette(routes=[Route("/page", cached(60)(text("from app", calls)))])
+    ignored = [Route("/page", text("from routes", calls))]
+    app = Starlette(routes=[Mount("/both", app=mounted, routes=ignored)])
+    with client_for(app) as client:
+        first, second = get_twice(client, "/both/page")
+    assert first.text == "from app {}"
+    assert is_hit(second)
+    assert calls == {"from app": 1}
+
+
+def test_a_host_route_inside_a_mount_claims_only_the_paths_below_that_mount() -> None:
+    calls: Counter[str] = Counter()
+    app = Starlette(
+        routes=[
+            Mount("/tenants", routes=[Host("{tenant}.example.com", text("tenant", calls))]),
+            Route("/tenants/page", cached(60)(text("tenant page", calls))),
+            Route("/page", cached(60)(text("page", calls))),
+        ]
+    )
+    with client_for(app) as client:
+        tenant = get_twice(client, "/tenants/page")
+        _, page = get_twice(client, "/page")
+    assert [cache_status(r) for r in tenant] == [None, None]
+    assert is_hit(page)
 
 
 # Bad configuration fails at startup, naming the route
