@@ -30,6 +30,8 @@ __all__ = ["Lookup", "look_up"]
 
 logger = logging.getLogger("asgi_cache")
 
+_URI_MISS = Forward.URI_MISS  # bound once: read on every request
+
 
 class Lookup:
     """The route, key and request facts of one GET or HEAD of a cached route."""
@@ -66,7 +68,6 @@ async def look_up(
     route_path: str,
     scope: Scope,
     receive: Receive,
-    *,
     prefix: str,
     honor_request_cache_control: bool,
 ) -> Lookup | str:
@@ -77,12 +78,12 @@ async def look_up(
     """
     key_headers = route.key_headers
     values: list[list[bytes] | None] = [None] * len(key_headers)
-    roles = route.header_roles
+    role_of = route.header_roles.get
     if_none_match = accept_encoding = None
     request_cc: list[bytes] | None = None
     pragma: list[bytes] | None = None
     for name, value in scope["headers"]:
-        role = roles.get(name)
+        role = role_of(name)
         if role is None:
             continue
         index, special = role
@@ -104,7 +105,7 @@ async def look_up(
         elif special == PRAGMA:
             pragma = [*(pragma or ()), value]
 
-    fwd = Forward.URI_MISS
+    fwd = _URI_MISS
     if honor_request_cache_control and (request_cc or pragma):
         directive = request_directive(request_cc, pragma)
         if directive == "no-store":
@@ -124,10 +125,11 @@ async def look_up(
             return Detail.KEY_ERROR
 
     codings = accepted_codings(accept_encoding) if route.key_codings else b""
+    root_path: str = scope.get("root_path", "")
     parts = (
-        scope.get("root_path", "").encode("utf-8", "surrogatepass"),
+        root_path.encode("utf-8", "surrogatepass") if root_path else b"",
         route_path.encode("utf-8", "surrogatepass"),
-        canonical_query(scope.get("query_string", b"")),
+        canonical_query(query) if (query := scope.get("query_string")) else b"",
         codings,
         custom,
     )

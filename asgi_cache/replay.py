@@ -21,7 +21,6 @@ async def send_entry(
     age: float,
     status_line: bytes,
     send: Send,
-    *,
     head: bool,
     if_none_match: bytes | None,
 ) -> None:
