@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from asgi_cache.stores.base import Store
-from tests.conftest import StoreFactory
+from tests.helpers import StoreFactory
 
 pytestmark = pytest.mark.anyio
 
