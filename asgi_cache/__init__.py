@@ -12,6 +12,7 @@ from asgi_cache.middleware import CacheMiddleware
 from asgi_cache.routes import CacheConfigError
 from asgi_cache.stores.base import Store, StoreError
 from asgi_cache.stores.memory import MemoryStore
+from asgi_cache.stores.registry import register_scheme
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,7 @@ __all__ = [
     "cached",
     "get_cache",
     "invalidates",
+    "register_scheme",
 ]
 
 if _typing.TYPE_CHECKING:

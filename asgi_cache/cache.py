@@ -126,16 +126,12 @@ class Cache:
         """A cache on the store a URL names: ``memory://`` or ``redis://...``.
 
         ``rediss://`` (TLS) and ``unix://`` work too; ``?cluster=true`` makes it
-        a Redis Cluster client.  Keyword arguments go to :class:`Cache`.
+        a Redis Cluster client.  Other stores add their schemes with
+        :func:`~asgi_cache.register_scheme`.  Keyword arguments go to :class:`Cache`.
         """
-        scheme = url.partition("://")[0].lower()
-        if scheme == "memory":
-            return cls(MemoryStore(), **kwargs)
-        if scheme in ("redis", "rediss", "unix"):
-            from asgi_cache.stores.redis import RedisStore
+        from asgi_cache.stores.registry import open_url
 
-            return cls(RedisStore.from_url(url), **kwargs)
-        raise ValueError(f"Cache.from_url: unsupported URL scheme {scheme!r} in {url!r}")
+        return cls(open_url(url), **kwargs)
 
     async def invalidate(self, *tags: str) -> int:
         """Remove every entry stored under any of ``tags``; return how many."""

@@ -7,17 +7,16 @@ The Redis servers are started by the suite itself on free loopback ports (see
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
-from asgi_cache import Cache, MemoryStore, Store
+from asgi_cache import Cache, MemoryStore
+from tests.helpers import MakeCache, StoreFactory
 
 pytest_plugins = ["tests.fixtures_redis"]
 
 _prefixes = itertools.count()
-
-StoreFactory = Callable[[], Store]
 
 
 @pytest.fixture(params=["memory", "redis", pytest.param("cluster", marks=pytest.mark.cluster)])
@@ -46,7 +45,7 @@ async def store_factory(request: pytest.FixtureRequest) -> AsyncIterator[StoreFa
 
 
 @pytest.fixture
-def make_cache(store_factory: StoreFactory) -> Callable[..., Cache]:
+def make_cache(store_factory: StoreFactory) -> MakeCache:
     """A Cache over the parametrised store, under a prefix of its own."""
 
     def make(**kwargs: object) -> Cache:

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import NoReturn
+from typing import Any, NoReturn, Protocol
 
 import anyio
 import httpx
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope
 
+from asgi_cache import Cache, CacheMiddleware, MemoryStore
 from asgi_cache.stores.base import Fence, Store, StoreError
+
+#: The ``make_cache`` fixture: a Cache over the parametrised store, under a prefix of its own.
+MakeCache = Callable[..., Cache]
+#: The ``store_factory`` fixture: a store of the parametrised kind.
+StoreFactory = Callable[[], Store]
 
 
 class Calls(Counter[str]):
@@ -28,6 +36,20 @@ async def client_for(app: ASGIApp, **kwargs: object) -> AsyncIterator[httpx.Asyn
         **kwargs,  # type: ignore[arg-type]
     ) as client:
         yield client
+
+
+def sync_client_for(app: Starlette, cache: Cache | None = None, **kwargs: Any) -> TestClient:
+    """A Starlette TestClient for ``app`` behind the cache middleware (in memory by default).
+
+    Enter it (``with``) so the app's lifespan runs.
+    """
+    app.add_middleware(CacheMiddleware, cache=cache or Cache(MemoryStore()))
+    return TestClient(app, **kwargs)
+
+
+class _HasHeaders(Protocol):
+    @property
+    def headers(self) -> Mapping[str, str]: ...
 
 
 class Clock:
@@ -55,6 +77,13 @@ class Recorded:
 
     def header(self, name: bytes) -> bytes | None:
         return next((v for n, v in self.headers if n == name), None)
+
+
+def is_hit(response: Recorded | _HasHeaders) -> bool:
+    """Whether the cache answered ``response``: its ``Cache-Status`` says ``hit``."""
+    if isinstance(response, Recorded):
+        return (response.header(b"cache-status") or b"").startswith(b"asgi-cache; hit")
+    return response.headers.get("cache-status", "").startswith("asgi-cache; hit")
 
 
 async def asgi_request(

@@ -27,12 +27,13 @@ import weakref
 from collections.abc import Sequence
 from types import TracebackType
 
+from tests.servers import free_port
+
 __all__ = [
     "RedisCluster",
     "RedisServer",
     "RedisUnavailable",
     "free_cluster_port",
-    "free_port",
     "resp_command",
 ]
 
@@ -42,18 +43,6 @@ _STOP_TIMEOUT = 5.0
 
 class RedisUnavailable(RuntimeError):
     """A test Redis could not be started (binary missing, crashed, or never became ready)."""
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago.
-
-    Another process may grab it before ``redis-server`` binds it; :class:`RedisServer`
-    retries on a fresh port when that happens.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _is_free(port: int) -> bool:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from fastapi import FastAPI
 
 from asgi_cache import Cache, CacheMiddleware, MemoryStore, StoreError, cached
 from asgi_cache.admin import admin_app
-from tests.helpers import Calls, client_for
+from tests.helpers import Calls, MakeCache, client_for
 
 pytestmark = pytest.mark.anyio
-
-MakeCache = Callable[..., Cache]
 
 TOKEN = "s3cret-admin-token-0123456789"
 AUTH = {"authorization": f"Bearer {TOKEN}"}

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from asgi_cache import Cache, CacheMiddleware, cached
-from tests.helpers import Calls, Clock, asgi_request, client_for
+from tests.helpers import Calls, Clock, MakeCache, asgi_request, client_for
 
 pytestmark = pytest.mark.anyio
-
-MakeCache = Callable[..., Cache]
 
 
 def build(cache: Cache) -> tuple[FastAPI, Calls]:

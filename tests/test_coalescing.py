@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import anyio
 import pytest
 from fastapi import FastAPI, Response
 
 from asgi_cache import Cache, CacheMiddleware, cached
-from tests.helpers import Calls, client_for
+from tests.helpers import Calls, MakeCache, client_for
 
 pytestmark = pytest.mark.anyio
-
-MakeCache = Callable[..., Cache]
 
 
 def build(cache: Cache, gate: anyio.Event | None = None) -> tuple[FastAPI, Calls]:

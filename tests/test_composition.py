@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gzip
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,9 +22,15 @@ from asgi_cache import Cache, CacheMiddleware, MemoryStore, Store, cached, inval
 from asgi_cache.cache import SCOPE_KEY
 from asgi_cache.entry import Entry, encode
 from asgi_cache.stores.base import Fence
-from tests.helpers import BrokenStore, Calls, Recorded, asgi_request, client_for
-
-MakeCache = Callable[..., Cache]
+from tests.helpers import (
+    BrokenStore,
+    Calls,
+    MakeCache,
+    Recorded,
+    asgi_request,
+    client_for,
+    is_hit,
+)
 
 BODY = b"asgi-cache keeps whole responses; " * 60  # about 2 KB, compresses well
 
@@ -67,10 +73,6 @@ def assert_gzip(response: Recorded) -> None:
     assert response.header(b"content-encoding") == b"gzip"
     assert response.body[:2] == b"\x1f\x8b"
     assert gzip.decompress(response.body) == BODY
-
-
-def is_hit(response: Recorded) -> bool:
-    return (response.header(b"cache-status") or b"").startswith(b"asgi-cache; hit")
 
 
 both_orders = pytest.mark.parametrize("order", [GZIP_INSIDE, GZIP_OUTSIDE])

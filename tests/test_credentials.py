@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 from fastapi import FastAPI, Request
 
 from asgi_cache import Cache, CacheMiddleware, cached
-from tests.helpers import Calls, client_for
+from tests.helpers import Calls, MakeCache, client_for
 
 pytestmark = pytest.mark.anyio
-
-MakeCache = Callable[..., Cache]
 
 
 def build(cache: Cache) -> tuple[FastAPI, Calls]:

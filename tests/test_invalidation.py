@@ -8,11 +8,9 @@ import pytest
 from fastapi import FastAPI, Request, Response
 
 from asgi_cache import Cache, CacheMiddleware, cached, get_cache, invalidates
-from tests.helpers import Calls, asgi_request, client_for
+from tests.helpers import Calls, MakeCache, asgi_request, client_for
 
 pytestmark = pytest.mark.anyio
-
-MakeCache = Callable[..., Cache]
 
 
 def build(cache: Cache) -> tuple[FastAPI, Calls]:

@@ -22,14 +22,11 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from asgi_cache import Cache, CacheMiddleware, MemoryStore, Store, StoreError
+from asgi_cache import Cache, CacheMiddleware, MemoryStore, StoreError
 from asgi_cache.memo import memo_key
-from tests.helpers import BrokenStore, Calls, Clock, client_for
+from tests.helpers import BrokenStore, Calls, Clock, MakeCache, StoreFactory, client_for
 
 pytestmark = pytest.mark.anyio
-
-MakeCache = Callable[..., Cache]
-StoreFactory = Callable[[], Store]
 
 #: A lifetime short enough for tests that wait for Redis to expire an entry.
 SHORT_TTL = 0.2

@@ -9,13 +9,8 @@ product's body says which worker computed it.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import anyio
 import httpx
@@ -23,36 +18,12 @@ import pytest
 import redis
 
 from tests.redis_servers import RedisServer
+from tests.servers import ROOT, running_uvicorn
 
-ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 15.0
 #: Bounds of every request loop below: requests and seconds.
 MAX_REQUESTS = 200
 MAX_SECONDS = 20.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's whole process group (manager and workers), then SIGKILL."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-    try:  # workers that outlived their manager, or a manager that did not stop
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -61,50 +32,20 @@ def server(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
     with redis.Redis.from_url(redis_server.url) as client:  # leftovers of an earlier test
         for key in client.scan_iter(match="shop:*", count=1000):
             client.unlink(key)
-    port = free_port()
     log = tmp_path_factory.mktemp("uvicorn-workers") / "output.log"
     env = {**os.environ, "ASGI_CACHE_URL": redis_server.url}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "examples.redis_app:app",
-        "--workers",
-        "2",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so the workers go with it
-        )
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"uvicorn exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"uvicorn did not accept connections within {STARTUP_TIMEOUT} s:\n"
-                        f"{log.read_text()}"
-                    )
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        with running_uvicorn(
+            "examples.redis_app:app",
+            "--workers",
+            "2",
+            env=env,
+            log=log,
+            startup_timeout=STARTUP_TIMEOUT,
+        ) as url:
+            yield url
     finally:
-        stop_group(process)
         with redis.Redis.from_url(redis_server.url) as client:
             for key in client.scan_iter(match="shop:*", count=1000):
                 client.unlink(key)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,11 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached
 from asgi_cache.prometheus import CacheCollector, register
 from asgi_cache.stores.redis import RedisStore
-from tests.helpers import client_for
+from tests.helpers import MakeCache, client_for
 
 pytestmark = pytest.mark.anyio
-
-MakeCache = Callable[..., Cache]
 
 
 def build(cache: Cache) -> FastAPI:

@@ -30,6 +30,7 @@ from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
 from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached, get_cache, invalidates
+from tests.helpers import is_hit, sync_client_for
 
 
 def cache_status(response: httpx2.Response) -> str | None:
@@ -37,18 +38,8 @@ def cache_status(response: httpx2.Response) -> str | None:
     return value
 
 
-def is_hit(response: httpx2.Response) -> bool:
-    return (cache_status(response) or "").startswith("asgi-cache; hit")
-
-
 def was_stored(response: httpx2.Response) -> bool:
     return (cache_status(response) or "").endswith("; stored")
-
-
-def client_for(app: Starlette, cache: Cache | None = None, **kwargs: Any) -> TestClient:
-    """A client for ``app`` behind the cache middleware (enter it so the lifespan runs)."""
-    app.add_middleware(CacheMiddleware, cache=cache or Cache(MemoryStore()))
-    return TestClient(app, **kwargs)
 
 
 def get_twice(client: TestClient, path: str) -> tuple[httpx2.Response, httpx2.Response]:
@@ -87,7 +78,7 @@ def test_cached_above_app_get_serves_the_second_request_from_the_cache() -> None
         calls["product"] += 1
         return {"pid": pid}
 
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/products/1")
     assert was_stored(first)
     assert is_hit(second)
@@ -105,7 +96,7 @@ def test_cached_below_app_get_serves_the_second_request_from_the_cache() -> None
         calls["product"] += 1
         return {"pid": pid}
 
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/products/1")
     assert is_hit(second)
     assert second.json() == first.json()
@@ -122,7 +113,7 @@ def test_a_sync_def_endpoint_is_served_from_the_cache() -> None:
         calls["product"] += 1
         return {"pid": pid}
 
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/products/1")
     assert is_hit(second)
     assert second.json() == first.json()
@@ -139,7 +130,7 @@ def test_each_path_is_cached_apart() -> None:
         calls[f"product {pid}"] += 1
         return {"pid": pid}
 
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         responses = [client.get(f"/products/{pid}") for pid in (1, 2, 1, 2)]
     assert [r.json()["pid"] for r in responses] == [1, 2, 1, 2]
     assert [is_hit(r) for r in responses] == [False, False, True, True]
@@ -158,7 +149,7 @@ def test_a_starlette_route_endpoint_is_served_from_the_cache() -> None:
         return JSONResponse({"pid": request.path_params["pid"]})
 
     app = Starlette(routes=[Route("/products/{pid}", product)])
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/products/7")
     assert is_hit(second)
     assert second.json() == first.json() == {"pid": "7"}
@@ -174,7 +165,7 @@ def test_a_sync_starlette_route_endpoint_is_served_from_the_cache() -> None:
         return JSONResponse({"pid": request.path_params["pid"]})
 
     app = Starlette(routes=[Route("/products/{pid}", product)])
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         _, second = get_twice(client, "/products/7")
     assert is_hit(second)
     assert calls["product"] == 1
@@ -196,7 +187,7 @@ class ProductPage(HTTPEndpoint):
 def test_an_http_endpoint_with_a_marked_get_is_served_from_the_cache() -> None:
     ProductPage.calls.clear()
     app = Starlette(routes=[Route("/products/{pid}", ProductPage)])
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/products/3")
     assert is_hit(second)
     assert second.text == first.text == "product 3"
@@ -206,7 +197,7 @@ def test_an_http_endpoint_with_a_marked_get_is_served_from_the_cache() -> None:
 def test_a_write_to_an_http_endpoint_path_invalidates_its_cached_get() -> None:
     ProductPage.calls.clear()
     app = Starlette(routes=[Route("/products/{pid}", ProductPage)])
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         client.get("/products/3")
         assert client.put("/products/3").text == "updated"
         after = client.get("/products/3")
@@ -229,7 +220,7 @@ def test_a_route_of_an_api_router_with_a_prefix_is_served_from_the_cache() -> No
 
     app = FastAPI()
     app.include_router(router, prefix="/api")
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/api/products/4")
     assert first.json() == {"pid": 4}
     assert is_hit(second)
@@ -256,7 +247,7 @@ def test_a_route_of_a_router_included_in_a_router_is_served_from_the_cache() -> 
     shop.include_router(items, prefix="/v1")
     app = FastAPI()
     app.include_router(shop, prefix="/api")
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/api/shop/v1/items/5")
         other = client.get("/api/shop/items/5")
     assert first.json() == {"pid": 5}
@@ -277,7 +268,7 @@ def test_an_unmarked_route_of_a_router_gets_no_cache_status() -> None:
 
     app = FastAPI()
     app.include_router(router)
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/products/1")
     assert cache_status(first) is cache_status(second) is None
     assert calls["product"] == 2
@@ -295,7 +286,7 @@ def test_a_route_inside_a_mount_is_served_from_the_cache() -> None:
         return PlainTextResponse(request.path_params["pid"])
 
     app = Starlette(routes=[Mount("/api", routes=[Route("/products/{pid}", product)])])
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/api/products/8")
     assert first.text == "8"
     assert is_hit(second)
@@ -312,7 +303,7 @@ def test_a_route_inside_nested_mounts_is_served_from_the_cache() -> None:
 
     inner = Mount("/v1", routes=[Route("/products/{pid}", product)])
     app = Starlette(routes=[Mount("/api", routes=[inner])])
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         _, second = get_twice(client, "/api/v1/products/8")
     assert is_hit(second)
     assert calls["product"] == 1
@@ -328,7 +319,7 @@ def test_a_route_of_a_mounted_starlette_application_is_served_from_the_cache() -
 
     shop = Starlette(routes=[Route("/products/{pid}", product)])
     app = Starlette(routes=[Mount("/shop", app=shop)])
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/shop/products/9")
     assert first.text == "9"
     assert is_hit(second)
@@ -347,7 +338,7 @@ def test_a_route_of_a_mounted_fastapi_application_is_served_from_the_cache() -> 
 
     app = FastAPI()
     app.mount("/shop", shop)
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/shop/products/9")
     assert first.json() == {"pid": 9}
     assert is_hit(second)
@@ -376,7 +367,7 @@ def test_a_route_with_a_convertor_is_served_from_the_cache(template: str, path: 
         return PlainTextResponse(str(request.path_params["pid"]))
 
     app = Starlette(routes=[Route(template, product)])
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, path)
     assert first.status_code == 200
     assert is_hit(second)
@@ -392,7 +383,7 @@ def test_a_path_its_convertor_rejects_is_not_cached() -> None:
         return PlainTextResponse("product")
 
     app = Starlette(routes=[Route("/products/{pid:int}", product)])
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/products/abc")
     assert first.status_code == second.status_code == 404
     assert cache_status(first) is cache_status(second) is None
@@ -426,7 +417,7 @@ def float_route_app(calls: Counter[str]) -> Starlette:
 
 def test_a_marked_route_after_a_float_convertor_route_is_served_from_the_cache() -> None:
     calls: Counter[str] = Counter()
-    with client_for(float_route_app(calls)) as client:
+    with sync_client_for(float_route_app(calls)) as client:
         _, second = get_twice(client, "/products/1")
     assert is_hit(second)
     assert calls["product"] == 1
@@ -434,7 +425,7 @@ def test_a_marked_route_after_a_float_convertor_route_is_served_from_the_cache()
 
 def test_an_unmarked_route_after_a_float_convertor_route_is_answered() -> None:
     calls: Counter[str] = Counter()
-    with client_for(float_route_app(calls)) as client:
+    with sync_client_for(float_route_app(calls)) as client:
         response = client.get("/about")
     assert response.text == "about"
     assert cache_status(response) is None
@@ -458,7 +449,7 @@ def test_an_earlier_unmarked_route_matching_the_same_path_is_never_cached() -> N
         calls["item"] += 1
         return {"item": name}
 
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         specials = [client.get("/items/special") for _ in range(3)]
         _, other = get_twice(client, "/items/other")
     assert [r.json() for r in specials] == [{"item": "special"}] * 3
@@ -481,7 +472,7 @@ def test_an_earlier_post_only_route_on_the_same_path_does_not_block_caching_of_g
         return PlainTextResponse("listing")
 
     app = Starlette(routes=[Route("/items", create, methods=["POST"]), Route("/items", listing)])
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/items")
     assert first.text == "listing"
     assert is_hit(second)
@@ -501,7 +492,7 @@ def test_a_mounted_asgi_app_before_a_marked_route_prevents_caching_there() -> No
         return PlainTextResponse("report")
 
     app = Starlette(routes=[Mount("/files", app=files), Route("/files/report", report)])
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/files/report")
     assert first.text == second.text == "from files"
     assert cache_status(first) is cache_status(second) is None
@@ -525,7 +516,7 @@ def test_mounted_static_files_before_a_marked_route_prevent_caching_there(
             Route("/files/report", report),
         ]
     )
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/files/report")
     assert first.text == second.text == "static report"
     assert cache_status(first) is cache_status(second) is None
@@ -544,7 +535,7 @@ def test_a_marked_route_before_a_mounted_asgi_app_is_still_cached() -> None:
         return PlainTextResponse("report")
 
     app = Starlette(routes=[Route("/files/report", report), Mount("/files", app=files)])
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         _, second = get_twice(client, "/files/report")
         other = client.get("/files/other")
     assert is_hit(second)
@@ -563,7 +554,7 @@ def test_an_unmarked_route_gets_no_cache_status(method: str) -> None:
 
     methods = ["GET", "HEAD", "POST", "PUT", "DELETE"]
     app = Starlette(routes=[Route("/page", page, methods=methods)])
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         response = client.request(method, "/page")
     assert response.status_code == 200
     assert "cache-status" not in response.headers
@@ -571,7 +562,7 @@ def test_an_unmarked_route_gets_no_cache_status(method: str) -> None:
 
 def test_a_path_no_route_matches_gets_no_cache_status() -> None:
     app = Starlette(routes=[])
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         response = client.get("/nowhere")
     assert response.status_code == 404
     assert "cache-status" not in response.headers
@@ -599,7 +590,7 @@ def test_among_300_routes_the_marked_last_one_is_cached_and_the_others_are_not()
     routes.append(Route("/{section}/{item}", cached(60)(endpoint("marked"))))
     app = Starlette(routes=routes)
 
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         static = [client.get("/static/297") for _ in range(2)]
         param = [client.get("/param/148/x") for _ in range(2)]
         _, second = get_twice(client, "/shop/hat")
@@ -855,7 +846,7 @@ def test_a_tag_placeholder_that_is_a_path_parameter_starts_up() -> None:
     async def show_product(pid: int) -> dict[str, int]:
         return {"pid": pid}
 
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         assert client.get("/products/1").json() == {"pid": 1}
 
 
@@ -876,7 +867,7 @@ def products_app(calls: Counter[str]) -> FastAPI:
 
 def test_a_cached_route_hits_under_a_root_path() -> None:
     calls: Counter[str] = Counter()
-    with client_for(products_app(calls), root_path="/prefix") as client:
+    with sync_client_for(products_app(calls), root_path="/prefix") as client:
         first, second = get_twice(client, "/products/1")
     assert first.json() == {"pid": 1}
     assert is_hit(second)
@@ -885,7 +876,7 @@ def test_a_cached_route_hits_under_a_root_path() -> None:
 
 def test_a_request_path_that_includes_the_root_path_shares_the_entry() -> None:
     calls: Counter[str] = Counter()
-    with client_for(products_app(calls), root_path="/prefix") as client:
+    with sync_client_for(products_app(calls), root_path="/prefix") as client:
         client.get("/products/1")
         second = client.get("/prefix/products/1")
     assert second.json() == {"pid": 1}
@@ -896,7 +887,7 @@ def test_a_request_path_that_includes_the_root_path_shares_the_entry() -> None:
 def test_invalidate_path_takes_the_path_the_routes_see_under_a_root_path() -> None:
     calls: Counter[str] = Counter()
     cache = Cache(MemoryStore())
-    with client_for(products_app(calls), cache, root_path="/prefix") as client:
+    with sync_client_for(products_app(calls), cache, root_path="/prefix") as client:
         client.get("/products/1")
         assert anyio.run(cache.invalidate_path, "/products/1") == 1
         after = client.get("/products/1")
@@ -921,7 +912,7 @@ def test_invalidation_between_requests_refreshes_exactly_the_affected_paths(
 ) -> None:
     calls: Counter[str] = Counter()
     cache = Cache(MemoryStore())
-    with client_for(products_app(calls), cache) as client:
+    with sync_client_for(products_app(calls), cache) as client:
         client.get("/products/1")
         client.get("/products/2")
         anyio.run(getattr(cache, operation), *args)
@@ -932,7 +923,7 @@ def test_invalidation_between_requests_refreshes_exactly_the_affected_paths(
 
 def test_invalidate_returns_how_many_entries_it_removed() -> None:
     cache = Cache(MemoryStore())
-    with client_for(products_app(Counter()), cache) as client:
+    with sync_client_for(products_app(Counter()), cache) as client:
         client.get("/products/1")
         client.get("/products/2")
         assert anyio.run(cache.invalidate, "products") == 2
@@ -942,7 +933,7 @@ def test_invalidate_returns_how_many_entries_it_removed() -> None:
 def test_invalidation_on_the_app_event_loop_between_requests_refreshes_the_entry() -> None:
     calls: Counter[str] = Counter()
     cache = Cache(MemoryStore())
-    with client_for(products_app(calls), cache) as client:
+    with sync_client_for(products_app(calls), cache) as client:
         client.get("/products/1")
         assert client.portal is not None
         client.portal.call(cache.invalidate, "product:1")
@@ -964,7 +955,7 @@ def test_clear_in_the_lifespan_removes_entries_of_this_prefix_only() -> None:
         yield
 
     app = Starlette(routes=[], lifespan=lifespan)
-    with client_for(app, cache):
+    with sync_client_for(app, cache):
         assert cleared == [1]
         assert anyio.run(store.get, "shop:page:left-over") is None
         assert anyio.run(store.get, "blog:page:other-app") == b"other"
@@ -981,7 +972,7 @@ def test_invalidation_from_inside_a_route_refreshes_exactly_the_affected_paths(
     async def purge(request: Request) -> dict[str, int]:
         return {"removed": await getattr(get_cache(request), operation)(*args)}
 
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         client.get("/products/1")
         client.get("/products/2")
         assert client.post("/admin/purge").json() == {"removed": len(refreshed)}
@@ -998,7 +989,7 @@ def test_get_cache_returns_the_cache_of_the_middleware() -> None:
         seen.append(get_cache(request))
         return PlainTextResponse("page")
 
-    with client_for(Starlette(routes=[Route("/page", page)]), cache) as client:
+    with sync_client_for(Starlette(routes=[Route("/page", page)]), cache) as client:
         client.get("/page")
     assert seen == [cache]
 

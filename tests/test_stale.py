@@ -15,11 +15,9 @@ from fastapi.responses import FileResponse
 from starlette.testclient import TestClient
 
 from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached
-from tests.helpers import Calls, Clock, client_for
+from tests.helpers import Calls, Clock, MakeCache, client_for
 
 pytestmark = pytest.mark.anyio
-
-MakeCache = Callable[..., Cache]
 
 
 class Origin:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import anyio
 import pytest
 from fastapi import FastAPI, Response
 
 from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached, invalidates
-from tests.helpers import BrokenStore, Clock, client_for
+from tests.helpers import BrokenStore, Clock, MakeCache, client_for
 
 pytestmark = pytest.mark.anyio
-
-MakeCache = Callable[..., Cache]
 
 
 def build(cache: Cache) -> FastAPI:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -13,11 +13,9 @@ from starlette.routing import Route
 from starlette.types import Message
 
 from asgi_cache import Cache, CacheMiddleware, cached
-from tests.helpers import Calls, asgi_request
+from tests.helpers import Calls, MakeCache, asgi_request
 
 pytestmark = pytest.mark.anyio
-
-MakeCache = Callable[..., Cache]
 
 
 def build(cache: Cache, gate: anyio.Event | None = None) -> tuple[Starlette, Calls]:

@@ -5,38 +5,15 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.servers import ROOT, free_port, running_uvicorn, uvicorn_command
+
 STARTUP_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def uvicorn_command(app: str, port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--lifespan",
-        "on",
-    ]
+LIFESPAN = ("--lifespan", "on")
 
 
 def server_env() -> dict[str, str]:
@@ -46,44 +23,18 @@ def server_env() -> dict[str, str]:
     return env
 
 
-def wait_until_accepting(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"uvicorn exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(
-        f"uvicorn did not accept connections within {STARTUP_TIMEOUT} s:\n{log.read_text()}"
-    )
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of ``tests.served_app:app`` under uvicorn; the server is always stopped."""
-    port = free_port()
     log = tmp_path_factory.mktemp("uvicorn") / "output.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            uvicorn_command("tests.served_app:app", port),
-            cwd=ROOT,
-            env=server_env(),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until_accepting(process, port, log)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with running_uvicorn(
+        "tests.served_app:app",
+        *LIFESPAN,
+        env=server_env(),
+        log=log,
+        startup_timeout=STARTUP_TIMEOUT,
+    ) as url:
+        yield url
 
 
 @pytest.fixture
@@ -163,7 +114,7 @@ def test_awkward_query_strings_never_get_a_5xx(server: str, query: bytes) -> Non
 
 def test_a_marker_that_does_not_fit_its_route_stops_uvicorn_at_startup() -> None:
     completed = subprocess.run(
-        uvicorn_command("tests.misconfigured_app:app", free_port()),
+        uvicorn_command("tests.misconfigured_app:app", free_port(), *LIFESPAN),
         cwd=ROOT,
         env=server_env(),
         capture_output=True,

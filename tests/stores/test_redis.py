@@ -1,7 +1,9 @@
 """RedisStore against real redis-server processes the suite starts: one server and a cluster.
 
-Behaviour tests run on both (``store`` is parametrised); outage and slowness tests use
-servers of their own, so stopping or blocking them cannot disturb other tests.
+What every store does is in ``test_contract.py``; this file holds what is Redis's own: one
+``GET`` per read, the key layout, slots, scripts, clients, the breaker and outages.  Behaviour
+tests run on both (``store`` is parametrised); outage and slowness tests use servers of their
+own, so stopping or blocking them cannot disturb other tests.
 """
 
 from __future__ import annotations
@@ -93,36 +95,11 @@ def client_count(server: RedisServer) -> int:
 # -- round trips and expiry ---------------------------------------------------------------
 
 
-async def test_get_returns_the_bytes_set(store: RedisStore, prefix: str) -> None:
-    assert await store.set(f"{prefix}k", b"\x00value\xff", 60) is True
-    assert await store.get(f"{prefix}k") == b"\x00value\xff"
-
-
-async def test_get_of_a_missing_key_returns_none(store: RedisStore, prefix: str) -> None:
-    assert await store.get(f"{prefix}missing") is None
-
-
-async def test_set_with_a_non_positive_ttl_stores_nothing(store: RedisStore, prefix: str) -> None:
-    assert await store.set(f"{prefix}zero", b"v", 0) is False
-    assert await store.set(f"{prefix}negative", b"v", -1) is False
-    assert await store.get(f"{prefix}zero") is None
-    assert await store.get(f"{prefix}negative") is None
-
-
 async def test_entries_expire_by_redis_px_without_a_sweeper(store: RedisStore, prefix: str) -> None:
     await store.set(f"{prefix}k", b"v", 0.2)
     assert 0 < await store.client.pttl(f"{prefix}k") <= 200
     await anyio.sleep(0.4)
     assert await store.get(f"{prefix}k") is None
-
-
-async def test_delete_removes_the_key_and_reports_whether_it_was_there(
-    store: RedisStore, prefix: str
-) -> None:
-    await store.set(f"{prefix}k", b"v", 60)
-    assert await store.delete(f"{prefix}k") is True
-    assert await store.get(f"{prefix}k") is None
-    assert await store.delete(f"{prefix}k") is False
 
 
 async def test_a_foreign_value_is_returned_as_bytes_for_the_caller_to_reject(
@@ -155,48 +132,6 @@ async def test_get_is_a_single_get_command(
 # -- tags and fences ----------------------------------------------------------------------
 
 
-async def test_invalidate_removes_exactly_the_tagged_entries_and_counts_them(
-    store: RedisStore, prefix: str
-) -> None:
-    red, blue = f"{prefix}tag:red", f"{prefix}tag:blue"
-    await store.set(f"{prefix}a", b"a", 60, [red])
-    await store.set(f"{prefix}b", b"b", 60, [red, blue])
-    await store.set(f"{prefix}c", b"c", 60, [blue])
-    await store.set(f"{prefix}d", b"d", 60)
-
-    assert await store.invalidate([red]) == 2
-
-    assert await store.get(f"{prefix}a") is None
-    assert await store.get(f"{prefix}b") is None
-    assert await store.get(f"{prefix}c") == b"c"
-    assert await store.get(f"{prefix}d") == b"d"
-
-
-async def test_invalidate_counts_an_entry_under_several_tags_once(
-    store: RedisStore, prefix: str
-) -> None:
-    tags = [f"{prefix}tag:{n}" for n in range(5)]
-    await store.set(f"{prefix}k", b"v", 60, tags)
-    assert await store.invalidate(tags) == 1
-
-
-async def test_invalidate_does_not_count_entries_that_already_expired(
-    store: RedisStore, prefix: str
-) -> None:
-    tag = f"{prefix}tag"
-    await store.set(f"{prefix}gone", b"v", 0.05, [tag])
-    await store.set(f"{prefix}live", b"v", 60, [tag])
-    await anyio.sleep(0.1)
-    assert await store.invalidate([tag]) == 1
-
-
-async def test_invalidate_of_an_unknown_tag_removes_nothing(store: RedisStore, prefix: str) -> None:
-    await store.set(f"{prefix}k", b"v", 60, [f"{prefix}tag:a"])
-    assert await store.invalidate([f"{prefix}tag:b"]) == 0
-    assert await store.invalidate([]) == 0
-    assert await store.get(f"{prefix}k") == b"v"
-
-
 async def test_tag_bookkeeping_keys_expire_on_their_own(store: RedisStore, prefix: str) -> None:
     tag = f"{prefix}tag"
     members, generation = RedisStore.tag_keys(tag)
@@ -208,38 +143,6 @@ async def test_tag_bookkeeping_keys_expire_on_their_own(store: RedisStore, prefi
     assert 0 < await store.client.pttl(generation) <= 24 * 3600 * 1000
     await store.set(f"{prefix}again", b"v", 5, [tag], await store.fence([tag]))
     assert 0 < await store.client.pttl(members) <= 7_000
-
-
-async def test_a_set_fenced_before_an_invalidation_is_refused(
-    store: RedisStore, prefix: str
-) -> None:
-    tag = f"{prefix}tag"
-    fence = await store.fence([tag])
-    await store.invalidate([tag])
-    assert await store.set(f"{prefix}k", b"stale", 60, [tag], fence) is False
-    assert await store.get(f"{prefix}k") is None
-
-
-async def test_a_set_fenced_after_an_invalidation_is_stored(store: RedisStore, prefix: str) -> None:
-    tag = f"{prefix}tag"
-    await store.invalidate([tag])
-    fence = await store.fence([tag])
-    assert await store.set(f"{prefix}k", b"fresh", 60, [tag], fence) is True
-    assert await store.get(f"{prefix}k") == b"fresh"
-
-
-async def test_a_fence_on_an_untouched_tag_admits_the_set(store: RedisStore, prefix: str) -> None:
-    tags = [f"{prefix}tag:a", f"{prefix}tag:b"]
-    fence = await store.fence(tags)
-    await store.invalidate([f"{prefix}tag:other"])
-    assert await store.set(f"{prefix}k", b"v", 60, tags, fence) is True
-
-
-async def test_an_unfenced_set_is_still_indexed_by_its_tags(store: RedisStore, prefix: str) -> None:
-    tag = f"{prefix}tag"
-    assert await store.set(f"{prefix}k", b"v", 60, [tag]) is True
-    assert await store.invalidate([tag]) == 1
-    assert await store.get(f"{prefix}k") is None
 
 
 async def test_a_fence_for_other_tags_is_a_programming_error(

@@ -1,0 +1,88 @@
+"""Store URLs: which store a URL's scheme opens, so a new store needs no change here.
+
+:meth:`Cache.from_url <asgi_cache.Cache.from_url>` and ``ASGI_CACHE_URL`` go through
+:func:`open_url`.  A store makes its scheme known once, at import time of the module that
+defines it::
+
+    register_scheme("memcached", MemcachedStore.from_url)
+
+The built-in schemes are ``memory`` and, for :class:`~asgi_cache.RedisStore`, ``redis``,
+``rediss`` and ``unix``.  Their openers import their store only when called, so importing
+asgi_cache never imports redis.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from asgi_cache.stores.base import Store
+
+__all__ = ["Opener", "open_url", "register_scheme"]
+
+#: Builds a store from the whole URL (``"redis://host:6379/0?cluster=true"``).
+Opener = Callable[[str], Store]
+
+# RFC 3986, section 3.1: a letter, then letters, digits, "+", "-" or ".".
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*\Z")
+
+
+def _open_memory(url: str) -> Store:
+    from asgi_cache.stores.memory import MemoryStore
+
+    return MemoryStore()
+
+
+def _open_redis(url: str) -> Store:
+    from asgi_cache.stores.redis import RedisStore
+
+    return RedisStore.from_url(url)
+
+
+_openers: dict[str, Opener] = {
+    "memory": _open_memory,
+    "redis": _open_redis,
+    "rediss": _open_redis,
+    "unix": _open_redis,
+}
+
+
+def register_scheme(scheme: str, opener: Opener) -> None:
+    """Make :func:`open_url` (and so ``Cache.from_url``) open ``scheme://...`` URLs with
+    ``opener(url)``.
+
+    Schemes are case-insensitive; registering one again replaces its opener, built-ins
+    included (to open ``redis://`` with other options, say).  A malformed scheme raises
+    ``ValueError`` and an opener that is not callable ``TypeError``, here rather than when
+    the first URL is opened.
+    """
+    if not isinstance(scheme, str) or not _SCHEME.match(scheme):
+        raise ValueError(
+            f"register_scheme: {scheme!r} is not a URL scheme: it must start with a letter "
+            f"and hold only letters, digits, '+', '-' and '.' (give 'redis', not 'redis://')"
+        )
+    if not callable(opener):
+        raise TypeError(
+            f"register_scheme: the opener for {scheme!r} must be callable as opener(url) -> "
+            f"Store, not {opener!r}"
+        )
+    _openers[scheme.lower()] = opener
+
+
+def open_url(url: str) -> Store:
+    """Open the store ``url`` names, with the opener registered for its scheme.
+
+    An unknown scheme raises ``ValueError`` naming it, the URL and the known schemes; an
+    opener that returns something other than a :class:`Store` raises ``TypeError``.
+    """
+    scheme = url.partition("://")[0].lower()
+    opener = _openers.get(scheme)
+    if opener is None:
+        raise ValueError(
+            f"unsupported URL scheme {scheme!r} in {url!r}; known schemes: "
+            f"{', '.join(sorted(_openers))} (a store adds its own with register_scheme)"
+        )
+    store = opener(url)
+    if not isinstance(store, Store):
+        raise TypeError(f"the opener for {scheme!r} returned {store!r}, not a Store")
+    return store
