@@ -621,7 +621,7 @@ def repeated_id_app(calls: Counter[str], endpoint: Any = None) -> Starlette:
 
 def test_a_path_naming_a_parameter_at_two_levels_starts_up_and_answers() -> None:
     calls: Counter[str] = Counter()
-    with client_for(repeated_id_app(calls)) as client:
+    with sync_client_for(repeated_id_app(calls)) as client:
         response = client.get("/users/1/posts/2")
     assert response.status_code == 200
     assert response.text == "post {'id': '2'}"
@@ -630,7 +630,7 @@ def test_a_path_naming_a_parameter_at_two_levels_starts_up_and_answers() -> None
 
 def test_a_path_naming_a_parameter_at_two_levels_answers_without_a_lifespan() -> None:
     calls: Counter[str] = Counter()
-    client = client_for(repeated_id_app(calls))  # not entered: no lifespan runs
+    client = sync_client_for(repeated_id_app(calls))  # not entered: no lifespan runs
     response = client.get("/users/1/posts/2")
     assert response.status_code == 200
     assert response.text == "post {'id': '2'}"
@@ -640,7 +640,7 @@ def test_a_route_naming_a_parameter_twice_claims_its_paths_from_later_cached_rou
     calls: Counter[str] = Counter()
     app = repeated_id_app(calls)
     app.router.routes.append(Route("/users/{uid}/posts/{pid}", cached(60)(text("later", calls))))
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/users/1/posts/2")
         elsewhere = client.get("/users/1/comments/2")
     assert first.text == second.text == "post {'id': '2'}"
@@ -655,7 +655,7 @@ def test_a_cached_route_naming_a_parameter_twice_is_not_cached_and_warned_about_
     calls: Counter[str] = Counter()
     app = repeated_id_app(calls, cached(60)(text("post", calls)))
     with caplog.at_level(logging.WARNING, logger="asgi_cache"):
-        with client_for(app) as client:
+        with sync_client_for(app) as client:
             first, second = get_twice(client, "/users/1/posts/2")
     assert first.text == second.text == "post {'id': '2'}"
     assert cache_status(first) is cache_status(second) is None
@@ -692,7 +692,7 @@ def test_an_invalidates_tag_naming_a_parameter_given_once_still_invalidates() ->
             Route("/posts/{pid}", cached(60, tags=("post:{pid}",))(text("post", calls))),
         ]
     )
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         _, hit = get_twice(client, "/posts/7")
         client.put("/users/1/posts/1/7")
         after = client.get("/posts/7")
@@ -705,7 +705,7 @@ def test_mounts_repeating_their_own_names_at_every_level_answer() -> None:
     calls: Counter[str] = Counter()
     inner = Mount("/b/{id}", routes=[Route("/c/{id}/{x}", text("deep", calls))])
     app = Starlette(routes=[Mount("/a/{id}/{x}", routes=[inner])])
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         response = client.get("/a/1/2/b/3/c/4/5")
     assert response.text == "deep {'id': '4', 'x': '5'}"
 
@@ -735,7 +735,7 @@ def test_a_route_with_a_path_that_cannot_be_compiled_claims_every_path_below_its
         ]
     )
     with caplog.at_level(logging.WARNING, logger="asgi_cache"):
-        with client_for(app) as client:
+        with sync_client_for(app) as client:
             files = get_twice(client, "/docs/files/report.txt")
             _, before = get_twice(client, "/before")
             _, after = get_twice(client, "/after")
@@ -769,7 +769,7 @@ def test_a_mounted_app_whose_routes_are_not_a_table_claims_its_mount() -> None:
             Route("/page", cached(60)(text("page", calls))),
         ]
     )
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         opaque = get_twice(client, "/opaque/page")
         _, page = get_twice(client, "/page")
     assert [r.text for r in opaque] == ["opaque"] * 2
@@ -782,7 +782,7 @@ def test_a_mount_given_both_an_app_and_routes_is_resolved_like_the_router_does()
     mounted = Starlette(routes=[Route("/page", cached(60)(text("from app", calls)))])
     ignored = [Route("/page", text("from routes", calls))]
     app = Starlette(routes=[Mount("/both", app=mounted, routes=ignored)])
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         first, second = get_twice(client, "/both/page")
     assert first.text == "from app {}"
     assert is_hit(second)
@@ -798,7 +798,7 @@ def test_a_host_route_inside_a_mount_claims_only_the_paths_below_that_mount() ->
             Route("/page", cached(60)(text("page", calls))),
         ]
     )
-    with client_for(app) as client:
+    with sync_client_for(app) as client:
         tenant = get_twice(client, "/tenants/page")
         _, page = get_twice(client, "/page")
     assert [cache_status(r) for r in tenant] == [None, None]
