@@ -14,11 +14,11 @@ from typing import Any
 from starlette.requests import HTTPConnection
 
 from asgi_cache.checks import (
-    check_default_body_size,
-    check_default_statuses,
-    check_default_ttl,
-    check_header_set,
+    check_body_size,
+    check_header_names,
     check_seconds,
+    check_statuses,
+    check_ttl,
 )
 from asgi_cache.keys import namespace, path_tag, tag_key
 from asgi_cache.memo import Memoize, Memoizer
@@ -96,13 +96,16 @@ class Cache:
     ) -> None:
         if not isinstance(prefix, str) or not prefix:
             raise ValueError("Cache: prefix must be a non-empty string")
-        self.default_ttl = check_default_ttl("Cache", default_ttl)
-        self.vary = check_header_set("Cache", "vary", vary)
-        self.credential_headers = check_header_set(
+        checked_ttl = check_ttl("Cache", default_ttl, "default_ttl")
+        if checked_ttl is None:  # what every other lifetime falls back on
+            raise TypeError("Cache: default_ttl must be a number of seconds, got None")
+        self.default_ttl = checked_ttl
+        self.vary = check_header_names("Cache", "vary", vary)
+        self.credential_headers = check_header_names(
             "Cache", "credential_headers", credential_headers
         )
-        self.statuses = check_default_statuses("Cache", statuses)
-        self.max_body_size = check_default_body_size("Cache", max_body_size)
+        self.statuses = check_statuses("Cache", statuses)
+        self.max_body_size = check_body_size("Cache", max_body_size)
         for name, seconds in (
             ("coalesce_wait", coalesce_wait),
             ("stale_while_revalidate", stale_while_revalidate),

@@ -7,11 +7,10 @@ first request that needs it.  Every check takes the ``owner`` its errors name
 message points at the line to fix, and returns the checked value in the form
 its caller keeps.
 
-A cache's own defaults (``default_ttl``, ``statuses``, ``max_body_size``, the
-cache-wide header names) have checks of their own next to the per-route ones,
-because their contract differs a little (a default cannot be ``None``;
-duplicate header names are merged) and so does the wording of their errors,
-which callers may already match on.
+One check per kind of argument, whoever takes it: a ``ttl`` on a route, on a
+memoized function or as the cache's ``default_ttl`` is refused by the same
+rule, with the same exception type (``TypeError`` for a value of the wrong
+type, ``ValueError`` for one out of range, as Python itself does).
 """
 
 from __future__ import annotations
@@ -25,11 +24,7 @@ from asgi_cache.headers import is_token
 __all__ = [
     "check_body_size",
     "check_data_key",
-    "check_default_body_size",
-    "check_default_statuses",
-    "check_default_ttl",
     "check_header_names",
-    "check_header_set",
     "check_seconds",
     "check_statuses",
     "check_tags",
@@ -51,28 +46,20 @@ def _is_storable_status(status: object) -> bool:
 # -- lifetimes -----------------------------------------------------------------
 
 
-def check_ttl(owner: str, ttl: float | None) -> float | None:
-    """``ttl`` as float seconds (positive, finite) or ``None``; errors name ``owner``.
+def check_ttl(owner: str, ttl: float | None, name: str = "ttl") -> float | None:
+    """``ttl`` (the argument ``name``) as float seconds (positive, finite) or ``None``.
 
-    ``None`` defers to the response's ``max-age`` or the cache's default.
+    ``None`` defers to the response's ``max-age`` or the cache's default; a
+    caller for which there is nothing to defer to refuses it itself.
     """
     if ttl is None:
         return None
     if not _is_number(ttl):
-        raise TypeError(f"{owner}: ttl must be a number of seconds, got {ttl!r}")
+        raise TypeError(f"{owner}: {name} must be a number of seconds, got {ttl!r}")
     if not 0 < ttl < math.inf:
-        raise ValueError(f"{owner}: ttl must be a positive, finite number of seconds, got {ttl!r}")
-    return float(ttl)
-
-
-def check_default_ttl(owner: str, ttl: float) -> float:
-    """A cache's ``default_ttl`` as float seconds (positive, finite).
-
-    Unlike :func:`check_ttl` there is no ``None``: this is what the others fall
-    back on.  Every refusal is a ``ValueError``.
-    """
-    if not (_is_number(ttl) and 0 < ttl < math.inf):
-        raise ValueError(f"{owner}: default_ttl must be positive seconds, got {ttl!r}")
+        raise ValueError(
+            f"{owner}: {name} must be a positive, finite number of seconds, got {ttl!r}"
+        )
     return float(ttl)
 
 
@@ -133,9 +120,10 @@ def check_tags(owner: str, tags: Iterable[str], *, placeholders: bool = True) ->
 
 
 def check_header_names(owner: str, what: str, names: Iterable[str]) -> tuple[str, ...]:
-    """``names`` (the argument ``what``) lower-cased, in order; each an HTTP field name.
+    """``names`` (the argument ``what``) lower-cased, duplicates merged, order kept.
 
-    One string is refused rather than read as a tuple of its characters.
+    Each must be an HTTP field name; one string is refused rather than read as
+    a tuple of its characters.
     """
     if isinstance(names, str):
         raise TypeError(f"{owner}: {what} must be a tuple of header names, not one string")
@@ -144,56 +132,29 @@ def check_header_names(owner: str, what: str, names: Iterable[str]) -> tuple[str
         if not isinstance(name, str):
             raise TypeError(f"{owner}: {what} entries must be header names, got {name!r}")
         if not is_token(name):
-            raise ValueError(f"{owner}: {what}={name!r} is not an HTTP header name")
-    return tuple(name.lower() for name in checked)
-
-
-def check_header_set(owner: str, what: str, names: Iterable[str]) -> tuple[str, ...]:
-    """A cache-wide list of header names: lower-cased, duplicates merged, order kept.
-
-    Like :func:`check_header_names`, but the cache merges ``"Cookie"`` and
-    ``"cookie"`` into one name.
-    """
-    if isinstance(names, str):
-        raise TypeError(f"{owner}: {what} must be a tuple of header names, not one string")
-    checked = tuple(dict.fromkeys(name.lower() for name in names))
-    for name in checked:
-        if not is_token(name):
             raise ValueError(f"{owner}: {what} entry {name!r} is not an HTTP header name")
-    return checked
+    return tuple(dict.fromkeys(name.lower() for name in checked))
 
 
 # -- responses -----------------------------------------------------------------
 
 
 def check_statuses(owner: str, statuses: Iterable[int]) -> frozenset[int]:
-    """A route's storable statuses as a set; each 1xx-4xx (errors name the status)."""
+    """Storable statuses as a set; each 1xx-4xx (errors name the status)."""
     checked = frozenset(statuses)
     for status in checked:
         if isinstance(status, bool) or not _is_storable_status(status):
-            raise ValueError(f"{owner}: status {status!r} cannot be cached (5xx never is)")
-    return checked
-
-
-def check_default_statuses(owner: str, statuses: Iterable[int]) -> frozenset[int]:
-    """A cache's default storable statuses as a set; each 1xx-4xx."""
-    checked = frozenset(statuses)
-    if not all(_is_storable_status(status) for status in checked):
-        raise ValueError(f"{owner}: statuses must be 1xx-4xx codes (5xx is never cached)")
+            raise ValueError(
+                f"{owner}: status {status!r} cannot be cached: statuses must be 1xx-4xx codes "
+                "(5xx is never cached)"
+            )
     return checked
 
 
 def check_body_size(owner: str, size: int) -> int:
-    """A route's largest stored body: a positive ``int`` of bytes."""
+    """The largest stored body: a positive ``int`` of bytes."""
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        raise ValueError(f"{owner}: max_body_size must be a positive int, got {size!r}")
-    return size
-
-
-def check_default_body_size(owner: str, size: int) -> int:
-    """A cache's default largest stored body: a positive ``int`` of bytes."""
-    if not (isinstance(size, int) and size > 0):
-        raise ValueError(f"{owner}: max_body_size must be a positive number of bytes")
+        raise ValueError(f"{owner}: max_body_size must be a positive int of bytes, got {size!r}")
     return size
 
 

@@ -31,7 +31,7 @@ _CODINGS = (b"br", b"deflate", b"gzip", b"zstd")
 
 def is_token(name: str) -> bool:
     """Whether ``name`` is a valid HTTP field name / token (RFC 9110 §5.1, §5.6.2)."""
-    return bool(_TOKEN.match(name))
+    return bool(_TOKEN.fullmatch(name))  # not match(): "$" would admit a trailing "\n"
 
 
 def parse_cache_control(values: Iterable[bytes]) -> dict[str, str]:

@@ -16,6 +16,7 @@ from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached
 from asgi_cache.headers import (
     accepted_codings,
     etag_matches,
+    is_token,
     parse_cache_control,
     parse_vary,
 )
@@ -249,3 +250,18 @@ def test_a_gzip_body_stored_for_gzip_q_0_is_not_served_to_a_client_without_gzip(
         assert first.headers["content-encoding"] == "gzip"
         second = client.get("/page", headers={"accept-encoding": "identity"})
     assert "content-encoding" not in second.headers
+
+
+# is_token
+
+
+@pytest.mark.parametrize(
+    "name", ["authorization", "x-api-key", "Accept-Language", "a!#$%&'*+.^_`|~"]
+)
+def test_field_names_made_of_token_characters_are_tokens(name: str) -> None:
+    assert is_token(name)
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x:y", "x-user\n", "x-user\r\n", "\nx-user", "é"])
+def test_anything_else_is_not_a_token(name: str) -> None:
+    assert not is_token(name)
