@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope
 
 from asgi_cache import Cache, CacheMiddleware, MemoryStore
+from asgi_cache.status import CacheStatus, Detail, Forward, forwarded, hit, parse
 from asgi_cache.stores.base import Fence, Store, StoreError
 
 #: The ``make_cache`` fixture: a Cache over the parametrised store, under a prefix of its own.
@@ -79,11 +80,48 @@ class Recorded:
         return next((v for n, v in self.headers if n == name), None)
 
 
+def cache_status(response: Recorded | _HasHeaders) -> CacheStatus | None:
+    """The cache's ``Cache-Status`` member of ``response``, parsed; ``None`` without one."""
+    if isinstance(response, Recorded):
+        raw = response.header(b"cache-status")
+        return None if raw is None else parse(raw)
+    value = response.headers.get("cache-status")
+    return None if value is None else parse(value)
+
+
 def is_hit(response: Recorded | _HasHeaders) -> bool:
     """Whether the cache answered ``response``: its ``Cache-Status`` says ``hit``."""
-    if isinstance(response, Recorded):
-        return (response.header(b"cache-status") or b"").startswith(b"asgi-cache; hit")
-    return response.headers.get("cache-status", "").startswith("asgi-cache; hit")
+    status = cache_status(response)
+    return status is not None and status.hit
+
+
+def detail_of(response: Recorded | _HasHeaders) -> str | None:
+    """The ``detail`` of ``response``'s ``Cache-Status`` (why not stored, bypassed, stale)."""
+    status = cache_status(response)
+    return None if status is None else status.detail
+
+
+# Whole Cache-Status values, in the package's own vocabulary (asgi_cache.status);
+# tests/test_status.py pins their wire form once.
+STORED = forwarded(Forward.URI_MISS, stored=True).decode()
+COLLAPSED = forwarded(Forward.URI_MISS, collapsed=True).decode()
+REQUEST_STORED = forwarded(Forward.REQUEST, stored=True).decode()
+STREAMED = forwarded(Forward.URI_MISS).decode()
+
+
+def hit_status(ttl: int, detail: Detail | None = None) -> str:
+    """The ``Cache-Status`` of a hit with ``ttl`` seconds left (stale: negative, and why)."""
+    return hit(ttl, detail).decode()
+
+
+def not_stored(detail: Detail | str) -> str:
+    """The ``Cache-Status`` of a miss whose response was not stored, for ``detail``."""
+    return forwarded(Forward.URI_MISS, detail).decode()
+
+
+def bypassed(detail: Detail | str) -> str:
+    """The ``Cache-Status`` of a request that bypassed the cache, for ``detail``."""
+    return forwarded(Forward.BYPASS, detail).decode()
 
 
 async def asgi_request(

@@ -6,7 +6,7 @@ import pytest
 from fastapi import FastAPI, Response
 
 from asgi_cache import Cache, CacheMiddleware, cached
-from tests.helpers import Calls, Clock, MakeCache, client_for
+from tests.helpers import Calls, Clock, MakeCache, client_for, hit_status, is_hit
 
 pytestmark = pytest.mark.anyio
 
@@ -51,7 +51,7 @@ async def test_age_counts_seconds_since_stored(make_cache: MakeCache) -> None:
         hit = await client.get("/plain")
     assert "age" not in miss.headers
     assert hit.headers["age"] == "7"
-    assert hit.headers["cache-status"] == "asgi-cache; hit; ttl=22"
+    assert hit.headers["cache-status"] == hit_status(22)
 
 
 async def test_generated_etag_is_a_strong_digest_of_the_body(make_cache: MakeCache) -> None:
@@ -118,5 +118,5 @@ async def test_without_ttl_the_response_s_maxage_sets_freshness(make_cache: Make
         fresh = await client.get("/from-response")
         clock.advance(2)
         await client.get("/from-response")
-    assert "hit" in fresh.headers["cache-status"]
+    assert is_hit(fresh)
     assert calls["from"] == 2
