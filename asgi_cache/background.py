@@ -54,14 +54,15 @@ class Background:
         ``on_startup`` runs when the application reports its startup complete;
         an exception from it is raised into the application's lifespan, which
         reports the failure to the server (Starlette sends ``startup.failed``).
-        When the application reports its shutdown complete, background work
-        is cancelled and ``on_shutdown`` awaited before the server hears of it.
+        When the application reports its shutdown complete, or failed, background
+        work is cancelled and ``on_shutdown`` awaited before the server hears of
+        it: a failed shutdown must not leave the store's connections open.
         """
 
         async def lifespan_send(message: Message) -> None:
             if message["type"] == "lifespan.startup.complete":
                 on_startup()
-            elif message["type"] == "lifespan.shutdown.complete":
+            elif message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
                 self._tasks = None
                 tasks.cancel_scope.cancel()  # background refreshes end here
                 with anyio.CancelScope(shield=True):  # ... but this task finishes its job

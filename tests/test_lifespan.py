@@ -9,6 +9,7 @@ FastAPI's own test suites exercise, with the middleware added.
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -158,3 +159,23 @@ def test_a_misplaced_marker_fails_startup_with_a_config_error_naming_the_route(
     with pytest.raises(CacheConfigError, match=r"/products/\{pid\}"):
         with TestClient(app, backend=backend):
             pass
+
+
+@pytest.mark.parametrize("fails", [True, False])
+def test_the_store_is_closed_at_shutdown_even_when_the_application_fails_it(
+    backend: str, fails: bool
+) -> None:
+    store = MemoryStore()
+    lifespan = failing_lifespan("shutdown", Failure("shutdown failed")) if fails else None
+    app = Starlette(lifespan=lifespan)
+
+    @cached(ttl=60)
+    async def page(request: object) -> PlainTextResponse:
+        return PlainTextResponse("page")
+
+    app.router.routes.append(Route("/page", page))
+    app.add_middleware(CacheMiddleware, cache=Cache(store))
+    with contextlib.suppress(Failure), TestClient(app, backend=backend) as client:
+        client.get("/page")
+        assert store.entries == 1
+    assert store.entries == 0  # MemoryStore.aclose drops everything
