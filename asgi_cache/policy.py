@@ -213,7 +213,11 @@ def not_modified(headers: Headers, if_none_match: bytes | None) -> Headers | Non
     """
     if if_none_match is None:
         return None
-    etag = next((value for name, value in headers if name == b"etag"), None)
+    etag = None
+    for name, value in headers:
+        if name == b"etag":
+            etag = value
+            break
     if etag is None or not etag_matches(if_none_match, etag):
         return None
     return [(name, value) for name, value in headers if name in NOT_MODIFIED_FIELDS]
