@@ -9,6 +9,7 @@ import typing as _typing
 from asgi_cache.cache import Cache, get_cache
 from asgi_cache.markers import cached, invalidates
 from asgi_cache.middleware import CacheMiddleware
+from asgi_cache.pending import InvalidationPending
 from asgi_cache.routes import CacheConfigError
 from asgi_cache.stores.base import Store, StoreError
 from asgi_cache.stores.memory import MemoryStore
@@ -20,6 +21,7 @@ __all__ = [
     "Cache",
     "CacheConfigError",
     "CacheMiddleware",
+    "InvalidationPending",
     "MemoryStore",
     "RedisStore",
     "Store",

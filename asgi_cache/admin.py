@@ -19,10 +19,11 @@ every answer also says ``Cache-Control: no-store`` for proxies and browsers.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -74,7 +75,8 @@ def admin_app(cache: Cache, *, token: str | None = None) -> Starlette:
         cache's prefix).  Answers ``{"removed": {"tags": n, "paths": n,
         "memoized": n, "all": n}}``.  An empty object, an unknown field, a wrong
         type or an unknown memoized function gets 422 and purges nothing; a body
-        over 64 KiB gets 413; a store that fails midway gets 503.
+        over 64 KiB gets 413; a store that fails gets 503 (what failed is kept and retried, see
+        :class:`~asgi_cache.Cache`).
     ``GET /stats``
         :meth:`Cache.stats` as a JSON object.
     """
@@ -91,18 +93,26 @@ def admin_app(cache: Cache, *, token: str | None = None) -> Starlette:
         if unknown:
             return _error(422, f"unknown memoized function: {unknown[0][:200]}")
         removed = {"tags": 0, "paths": 0, "memoized": 0, "all": 0}
-        try:
-            if tags:
-                removed["tags"] = await cache.invalidate(*tags)
-            for path in paths:
-                removed["paths"] += await cache.invalidate_path(path)
-            for name in names:
-                removed["memoized"] += await cache.delete_memoized(registry[name])
-            if everything:
-                removed["all"] = await cache.clear()
-        except StoreError as exc:
-            logger.warning("asgi-cache: admin purge failed: %s", exc)
-            return _error(503, "the cache store is unavailable; the purge may be incomplete")
+        purges: list[tuple[str, Callable[[], Awaitable[int]]]] = []
+        if tags:
+            purges.append(("tags", lambda: cache.invalidate(*tags)))
+        purges += [("paths", functools.partial(cache.invalidate_path, path)) for path in paths]
+        purges += [
+            ("memoized", functools.partial(cache.delete_memoized, registry[name])) for name in names
+        ]
+        if everything:
+            purges.append(("all", cache.clear))
+        failed: StoreError | None = None
+        for what, purge in purges:  # each one, even after a failure: it is kept, not lost
+            try:
+                removed[what] += await purge()
+            except StoreError as exc:
+                failed = exc
+        if failed is not None:
+            logger.warning("asgi-cache: admin purge failed: %s", failed)
+            return _error(
+                503, "the cache store is unavailable; the purge is kept and retried until it takes"
+            )
         logger.info("asgi-cache: admin purge removed %s", removed)
         return JSONResponse({"removed": removed}, headers=_NO_STORE)
 

@@ -22,14 +22,18 @@ from asgi_cache.checks import (
 )
 from asgi_cache.keys import namespace, path_tag, tag_key
 from asgi_cache.memo import Memoize, Memoizer
+from asgi_cache.pending import InvalidationPending, PendingInvalidations
 from asgi_cache.policy import DEFAULT_STATUSES
 from asgi_cache.stats import CacheStats
 from asgi_cache.stores.base import Store
 from asgi_cache.stores.memory import MemoryStore
 
-__all__ = ["Cache", "get_cache"]
+__all__ = ["INVALIDATION_FAILURES", "Cache", "get_cache"]
 
 logger = logging.getLogger("asgi_cache")
+
+#: What a write route's response becomes when its invalidation fails.
+INVALIDATION_FAILURES = ("retry", "fail")
 
 #: The ASGI scope key under which the middleware exposes its :class:`Cache`.
 SCOPE_KEY = "asgi_cache"
@@ -73,6 +77,13 @@ class Cache:
     :param origin_timeout: with a stale entry to fall back on, how long the
         application may take to start its response before the stale entry is
         served instead (``None``: no limit).
+    :param invalidation_failure: what a write route's client gets when the
+        store cannot take its invalidation.  ``"retry"``: the application's
+        own response (the write happened); the invalidation is kept and
+        retried, and nothing is served from the store before it is applied.
+        ``"fail"``: the same, but the client gets ``503`` with ``Retry-After``
+        instead, so it knows the cache may still answer with the old data
+        elsewhere for a moment.
     :param clock: wall-clock time in seconds; injectable for tests.
     """
 
@@ -92,10 +103,17 @@ class Cache:
         stale_while_revalidate: float = 0.0,
         stale_if_error: float = 0.0,
         origin_timeout: float | None = None,
+        invalidation_failure: str = "retry",
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(prefix, str) or not prefix:
             raise ValueError("Cache: prefix must be a non-empty string")
+        if invalidation_failure not in INVALIDATION_FAILURES:
+            raise ValueError(
+                f"Cache: invalidation_failure must be one of {INVALIDATION_FAILURES}, "
+                f"got {invalidation_failure!r}"
+            )
+        self.invalidation_failure = invalidation_failure
         checked_ttl = check_ttl("Cache", default_ttl, "default_ttl")
         if checked_ttl is None:  # what every other lifetime falls back on
             raise TypeError("Cache: default_ttl must be a number of seconds, got None")
@@ -123,6 +141,8 @@ class Cache:
         self.origin_timeout = origin_timeout
         self.clock = clock
         self.counters = CacheStats()
+        #: Invalidations the store could not take yet (see :mod:`asgi_cache.pending`).
+        self.pending = PendingInvalidations(self.store, namespace(prefix))
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Cache:
@@ -137,36 +157,70 @@ class Cache:
         return cls(open_url(url), **kwargs)
 
     async def invalidate(self, *tags: str) -> int:
-        """Remove every entry stored under any of ``tags``; return how many."""
+        """Remove every entry stored under any of ``tags``; return how many.
+
+        When the store fails, the invalidation is kept and retried until the
+        store takes it, and :class:`InvalidationPending` is raised (see
+        "Consistency" in the README); so for every method that invalidates.
+        """
         if not tags:
             return 0
-        removed = await self.store.invalidate([tag_key(self.prefix, tag) for tag in tags])
-        self.counters.invalidations += removed
-        logger.debug("asgi-cache: invalidated tags %s (%d entries)", tags, removed)
-        return removed
+        return await self.invalidate_store_tags([tag_key(self.prefix, tag) for tag in tags])
 
     async def invalidate_path(self, path: str) -> int:
         """Remove every stored variant (query strings, headers) of ``path``.
 
         ``path`` is the path the routes see (without the ``root_path``).
         """
-        removed = await self.store.invalidate([path_tag(self.prefix, path)])
-        self.counters.invalidations += removed
-        logger.debug("asgi-cache: invalidated path %s (%d entries)", path, removed)
-        return removed
+        return await self.invalidate_store_tags([path_tag(self.prefix, path)])
 
     async def clear(self) -> int:
         """Remove everything under this cache's prefix, and nothing else."""
-        return await self.store.clear(namespace(self.prefix))
+        try:
+            return await self.store.clear(namespace(self.prefix))
+        except Exception as exc:
+            self.pending.keep_clear()
+            raise self._invalidation_failed("clear", exc) from exc
+
+    async def invalidate_store_tags(self, tags: list[str]) -> int:
+        """Invalidate store-level ``tags`` (from :mod:`asgi_cache.keys`): the one
+        way every invalidation of this cache reaches its store.
+
+        Whatever is still pending from an earlier failure goes first.
+        """
+        try:
+            if self.pending.waiting:
+                await self.pending.apply()
+            removed = await self.store.invalidate(tags)
+        except Exception as exc:
+            self.pending.keep(tags)
+            raise self._invalidation_failed(f"invalidation of {tags}", exc) from exc
+        self.counters.invalidations += removed
+        logger.debug("asgi-cache: invalidated %s (%d entries)", tags, removed)
+        return removed
+
+    def _invalidation_failed(self, what: str, exc: Exception) -> InvalidationPending:
+        """Count and log a failed invalidation, kept in :attr:`pending`; the error to raise."""
+        self.counters.store_errors += 1
+        self.counters.invalidations_failed += 1
+        logger.warning(
+            "asgi-cache: %s failed (%s); kept, and retried until the store takes it", what, exc
+        )
+        return InvalidationPending(f"{what} failed ({exc}); it is kept and retried")
 
     def stats(self) -> dict[str, object]:
         """Counters since start: hits, misses, stores, bypasses by reason,
         collapsed, stale served, invalidations, store errors, plus what the
         store reports of itself (bytes, entries and evictions for memory)."""
-        return {**self.counters.snapshot(), **self.store.stats()}
+        return {
+            **self.counters.snapshot(),
+            "invalidations_pending": len(self.pending),
+            **self.store.stats(),
+        }
 
     async def aclose(self) -> None:
         """Release the store's connections (the middleware does it at shutdown)."""
+        await self.pending.aclose()
         await self.store.aclose()
 
     # -- memoized values (asgi_cache.memo) -------------------------------------

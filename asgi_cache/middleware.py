@@ -30,6 +30,7 @@ from asgi_cache.entry import DecodedEntries, Entry
 from asgi_cache.flight import Coalescer, Flight, Leadership
 from asgi_cache.keys import path_tag, tag_key
 from asgi_cache.lookup import Lookup, look_up
+from asgi_cache.pending import InvalidationPending
 from asgi_cache.policy import UNSAFE_METHODS, Reuse, reuse
 from asgi_cache.replay import send_entry
 from asgi_cache.responder import Outcome, Responder
@@ -134,6 +135,11 @@ class CacheMiddleware:
         )
         if not isinstance(lookup, Lookup):
             await self._bypass(lookup, scope, receive, send)
+            return
+        if cache.pending.waiting and not await cache.pending.try_apply():
+            # An invalidation the store has not taken yet: nothing it may
+            # concern can be served from the store.
+            await self._bypass(Detail.INVALIDATION_PENDING, scope, receive, send)
             return
         if lookup.fwd is not _URI_MISS:  # the client asked for a new response
             await self._miss(lookup, None, scope, receive, send)
@@ -260,15 +266,37 @@ class CacheMiddleware:
         tags = [] if route is None else [tag_key(cache.prefix, t) for t in route.tags(route_path)]
         tags.append(path_tag(cache.prefix, route_path))
 
+        failed = False
+
         async def send_after_invalidating(message: Message) -> None:
+            nonlocal failed
+            if failed:
+                return  # the 503 went out instead
             if message["type"] == "http.response.start" and 200 <= message["status"] < 400:
                 try:
-                    removed = await cache.store.invalidate(tags)
-                    cache.counters.invalidations += removed
-                    logger.debug("asgi-cache: %s invalidated %d entries", scope["path"], removed)
-                except Exception as exc:  # stale entries may remain: always worth a warning
-                    cache.counters.store_errors += 1
-                    logger.warning("asgi-cache: invalidation of %s failed: %s", tags, exc)
+                    await cache.invalidate_store_tags(tags)
+                except InvalidationPending:  # kept and retried; logged by the cache
+                    if cache.invalidation_failure == "fail":
+                        failed = True
+                        await _send_invalidation_failed(send)
+                        return
             await send(message)
 
         await self.app(scope, receive, send_after_invalidating)
+
+
+async def _send_invalidation_failed(send: Send) -> None:
+    """Answer a write whose invalidation failed, under ``invalidation_failure="fail"``.
+
+    RFC 9110 §15.6.4: 503 says the condition is temporary; ``Retry-After``
+    (§10.2.3) when to try again: about when the kept invalidation is retried.
+    """
+    body = b"The change was made, but the cache could not be updated yet; retry shortly.\n"
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", b"%d" % len(body)),
+        (b"retry-after", b"1"),
+        (b"cache-control", b"no-store"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

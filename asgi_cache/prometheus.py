@@ -10,23 +10,25 @@ A custom collector reads :meth:`Cache.stats` when Prometheus scrapes, so the
 request path pays nothing for metrics.  Every sample carries a ``cache`` label
 with the cache's prefix.
 
-=====================================  =======  =====================================
-metric                                 type     meaning
-=====================================  =======  =====================================
-``asgi_cache_hits_total``              counter  answered from a fresh entry
-``asgi_cache_misses_total``            counter  forwarded to fill an entry
-``asgi_cache_stores_total``            counter  entries written
-``asgi_cache_not_stored_total``        counter  misses whose response was not stored
-``asgi_cache_collapsed_total``         counter  misses answered from another's response
-``asgi_cache_stale_served_total``      counter  stale entries served
-``asgi_cache_refreshes_total``         counter  background revalidations run
-``asgi_cache_invalidations_total``     counter  entries removed by invalidation
-``asgi_cache_store_errors_total``      counter  store calls that failed
-``asgi_cache_bypasses_total``          counter  requests not cached, by ``reason``
-``asgi_cache_bytes``                   gauge    bytes the store holds (if it says)
-``asgi_cache_entries``                 gauge    entries the store holds (if it says)
-``asgi_cache_evictions_total``         counter  entries evicted (if the store says)
-=====================================  =======  =====================================
+=========================================  =======  =========================================
+metric                                     type     meaning
+=========================================  =======  =========================================
+``asgi_cache_hits_total``                  counter  answered from a fresh entry
+``asgi_cache_misses_total``                counter  forwarded to fill an entry
+``asgi_cache_stores_total``                counter  entries written
+``asgi_cache_not_stored_total``            counter  misses whose response was not stored
+``asgi_cache_collapsed_total``             counter  misses answered from another's response
+``asgi_cache_stale_served_total``          counter  stale entries served
+``asgi_cache_refreshes_total``             counter  background revalidations run
+``asgi_cache_invalidations_total``         counter  entries removed by invalidation
+``asgi_cache_store_errors_total``          counter  store calls that failed
+``asgi_cache_invalidations_failed_total``  counter  invalidations the store refused (retried)
+``asgi_cache_invalidations_pending``       gauge    tags whose invalidation is still owed
+``asgi_cache_bypasses_total``              counter  requests not cached, by ``reason``
+``asgi_cache_bytes``                       gauge    bytes the store holds (if it says)
+``asgi_cache_entries``                     gauge    entries the store holds (if it says)
+``asgi_cache_evictions_total``             counter  entries evicted (if the store says)
+=========================================  =======  =========================================
 
 The store's own figures describe the whole store: caches sharing one store
 under different prefixes each report the same ``bytes`` and ``entries``.
@@ -59,6 +61,7 @@ _COUNTERS = (
     ("refreshes", "Background revalidations run."),
     ("invalidations", "Cache entries removed by invalidation."),
     ("store_errors", "Store calls that failed (the request went on uncached)."),
+    ("invalidations_failed", "Invalidations the store refused (kept and retried)."),
 )
 _BYPASSES = "Requests not served from nor stored into the cache, by reason."
 _BY_REASON = ["cache", "reason"]
@@ -66,6 +69,7 @@ _GAUGES = (  # reported by the store, when it can
     ("bytes", "Bytes the cache store holds, as the store estimates them."),
     ("entries", "Entries the cache store holds."),
 )
+_PENDING = (("invalidations_pending", "Tags whose invalidation the store has not taken yet."),)
 _EVICTIONS = "Entries the cache store evicted to make room."
 _STORE_STATS = frozenset({"bytes", "entries", "evictions"})
 
@@ -113,6 +117,7 @@ class CacheCollector:
         return [
             *((s, CounterMetricFamily(f"{name}_{s}", doc, labels=cache)) for s, doc in _COUNTERS),
             ("bypasses", CounterMetricFamily(f"{name}_bypasses", _BYPASSES, labels=_BY_REASON)),
+            *((s, GaugeMetricFamily(f"{name}_{s}", doc, labels=cache)) for s, doc in _PENDING),
             *((s, GaugeMetricFamily(f"{name}_{s}", doc, labels=cache)) for s, doc in _GAUGES),
             ("evictions", CounterMetricFamily(f"{name}_evictions", _EVICTIONS, labels=cache)),
         ]

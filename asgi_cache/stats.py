@@ -21,6 +21,7 @@ class CacheStats:
         "collapsed",
         "hits",
         "invalidations",
+        "invalidations_failed",
         "misses",
         "not_stored",
         "refreshes",
@@ -38,6 +39,7 @@ class CacheStats:
         self.stale_served = 0  #: stale entries served (while revalidating, or on error)
         self.refreshes = 0  #: background revalidations run
         self.invalidations = 0  #: entries removed by invalidation
+        self.invalidations_failed = 0  #: invalidations the store refused (kept and retried)
         self.store_errors = 0  #: store calls that failed (the request went on uncached)
         self.bypasses: Counter[str] = Counter()  #: requests not cached, by reason
 

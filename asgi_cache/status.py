@@ -75,6 +75,7 @@ class Detail(str, enum.Enum):
     KEY_ERROR = "key-error"
     STORE_UNAVAILABLE = "store-unavailable"
     REQUEST_NO_STORE = "request-no-store"
+    INVALIDATION_PENDING = "invalidation-pending"
     # A stale entry was served (RFC 5861).
     STALE_WHILE_REVALIDATE = "stale-while-revalidate"
     STALE_IF_ERROR = "stale-if-error"

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 
 from tests.servers import free_port
@@ -250,6 +250,21 @@ class RedisServer:
     def stop(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL); ``start()`` brings it back."""
         self._process.stop()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Freeze the process (SIGSTOP) for the ``with`` block, then thaw it (SIGCONT).
+
+        A frozen Redis keeps its data and its connections but answers nothing,
+        as one stalled by the kernel, a fork or a long command would.
+        """
+        popen = self._process.popen
+        assert popen is not None and popen.poll() is None, "the server is not running"
+        os.kill(popen.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(popen.pid, signal.SIGCONT)
 
     def close(self) -> None:
         """Stop the process and delete its directory."""

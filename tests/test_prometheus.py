@@ -74,6 +74,8 @@ async def test_every_counter_is_exported(make_cache: MakeCache) -> None:
             "refreshes",
             "invalidations",
             "store_errors",
+            "invalidations_failed",
+            "invalidations_pending",
             "bypasses",
         )
     }
