@@ -6,6 +6,7 @@ route) and, through :func:`get_cache`, from inside any route.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -27,6 +28,7 @@ from asgi_cache.policy import DEFAULT_STATUSES
 from asgi_cache.stats import CacheStats
 from asgi_cache.stores.base import Store
 from asgi_cache.stores.memory import MemoryStore
+from asgi_cache.sync import SyncCache
 
 __all__ = ["INVALIDATION_FAILURES", "Cache", "get_cache"]
 
@@ -143,6 +145,9 @@ class Cache:
         self.counters = CacheStats()
         #: Invalidations the store could not take yet (see :mod:`asgi_cache.pending`).
         self.pending = PendingInvalidations(self.store, namespace(prefix))
+        #: The event loop the application serves on, once the middleware has
+        #: started there: where :attr:`sync` runs calls made from other threads.
+        self.home_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Cache:
@@ -222,6 +227,13 @@ class Cache:
         """Release the store's connections (the middleware does it at shutdown)."""
         await self.pending.aclose()
         await self.store.aclose()
+
+    @property
+    def sync(self) -> SyncCache:
+        """Blocking ``invalidate``, ``invalidate_path``, ``clear``, ``delete_memoized``,
+        ``get``, ``set`` and ``delete``, for code that is not ``async`` (a ``def``
+        endpoint, a job runner, a script); see :mod:`asgi_cache.sync`."""
+        return SyncCache(self)
 
     # -- memoized values (asgi_cache.memo) -------------------------------------
 

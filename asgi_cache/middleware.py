@@ -17,6 +17,7 @@ bypass, never into an error page.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -117,6 +118,11 @@ class CacheMiddleware:
         await self.app(scope, receive, send)
 
     def _compile(self, scope: Scope) -> RouteTable:
+        """Compile the routing table (at each lifespan startup, or the first request)."""
+        try:
+            self.cache.home_loop = asyncio.get_running_loop()  # for cache.sync
+        except RuntimeError:  # another event loop library: cache.sync runs its own
+            self.cache.home_loop = None
         routes, compressed = find_routes(self.app)
         if routes is None:
             routes, _ = find_routes(scope.get("app"))

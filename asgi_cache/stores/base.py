@@ -104,5 +104,13 @@ class Store(abc.ABC):
     async def wait_released(self, name: str, timeout: float) -> None:  # noqa: B027
         """Return once ``name`` is free, or after ``timeout`` seconds."""
 
+    async def detach(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release what the store holds for the running event loop, which is about to end.
+
+        A store whose connections belong to an event loop keeps one set per loop;
+        ``cache.sync`` calls this at the end of a loop it ran itself.  The store
+        stays usable from other loops.
+        """
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections or other resources; the store is unusable afterwards."""

@@ -105,6 +105,7 @@ __all__ = ["RedisStore"]
 logger = logging.getLogger("asgi_cache")
 
 T = TypeVar("T")
+_Loop = asyncio.AbstractEventLoop
 
 #: Generation counters live this long after their last invalidation.  They only
 #: matter while a ``set`` is between its fence and its last step, so a day is
@@ -118,6 +119,10 @@ _GENERATION_TTL_MS = 24 * 60 * 60 * 1000
 _MEMBER_SLACK_MS = 1000
 
 _BATCH = 500
+
+#: How long ``invalidate`` and ``clear`` wait for a cluster client's discovery
+#: (a new event loop's client has to discover the cluster first).
+_DISCOVERY_WAIT = 5.0
 
 
 #: A script to run: its source, its keys (all in one slot) and its arguments.
@@ -243,13 +248,19 @@ class RedisStore(Store):
                 "RedisStore needs a client that returns bytes; create it without "
                 "decode_responses=True (entries are binary)"
             )
-        self._client = client
+        self._given = client
         self._cluster = isinstance(client, _RedisCluster)
         self._timeout = timeout
-        self._reading: dict[str, asyncio.Future[bytes | None]] = {}
+        self._reading: dict[
+            tuple[asyncio.AbstractEventLoop, str], asyncio.Future[bytes | None]
+        ] = {}
         self._breaker = Breaker(failure_threshold, cooldown, clock)
         self._owns_client = False
-        self._discovery: asyncio.Future[Any] | None = None
+        self._discovery: dict[_Loop, asyncio.Future[Any]] = {}
+        # With a client made by from_url: one per event loop (see _client).
+        self._new_client: Callable[[], Client] | None = None
+        self._clients: dict[_Loop, Client] = {}
+        self._given_taken = False
 
     @classmethod
     def from_url(
@@ -276,21 +287,24 @@ class RedisStore(Store):
         # up where a cancellation cannot reach (see ``_within``).
         client_kwargs.setdefault("socket_timeout", timeout)
         client_kwargs.setdefault("socket_connect_timeout", timeout)
-        client: Client
-        if url_cluster if cluster is None else cluster:
-            client = _RedisCluster.from_url(url, **client_kwargs)
-        else:
-            client = _redis.Redis.from_url(url, **client_kwargs)
+        is_cluster = url_cluster if cluster is None else cluster
+
+        def new_client() -> Client:
+            if is_cluster:
+                return _RedisCluster.from_url(url, **client_kwargs)
+            return _redis.Redis.from_url(url, **client_kwargs)
+
         # If the constructor refuses the client, nothing has connected yet: there is
         # nothing to close, and redis-py does not warn about unconnected clients.
         store = cls(
-            client,
+            new_client(),
             timeout=timeout,
             failure_threshold=failure_threshold,
             cooldown=cooldown,
             clock=clock,
         )
         store._owns_client = True
+        store._new_client = new_client
         return store
 
     @staticmethod
@@ -302,8 +316,43 @@ class RedisStore(Store):
 
     @property
     def client(self) -> Client:
-        """The redis-py client this store talks through."""
+        """The redis-py client this store talks through (in the running event loop)."""
         return self._client
+
+    @property
+    def _client(self) -> Client:
+        """The client for the running event loop.
+
+        A redis-py asyncio client's connections belong to the event loop that
+        opened them, and a cache is used from several: the server's, a
+        ``TestClient``'s, a job's ``asyncio.run``, another thread's.  A store
+        made by :meth:`from_url` therefore keeps one client per loop, made on
+        first use there and dropped once that loop is closed; a client the
+        caller passed in is the caller's, for the loop the caller uses it on.
+        """
+        if self._new_client is None:
+            return self._given
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: the client made first (what startup code sets up)
+            return self._given
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._client_for(loop)
+        return client
+
+    def _client_for(self, loop: _Loop) -> Client:
+        for old in [old for old in self._clients if old.is_closed()]:
+            del self._clients[old]  # its connections died with it
+            self._discovery.pop(old, None)
+        if not self._given_taken:
+            client = self._given  # the first loop gets the client made by from_url
+            self._given_taken = True
+        else:
+            assert self._new_client is not None
+            client = self._new_client()
+        self._clients[loop] = client
+        return client
 
     # -- the Store interface -------------------------------------------------
 
@@ -313,10 +362,12 @@ class RedisStore(Store):
         A burst of requests for a hot key (or a cold one: everybody misses at
         once) then costs Redis one round trip per process, not one per request.
         """
-        pending = self._reading.get(key)
+        loop = asyncio.get_running_loop()
+        reading = (loop, key)  # a future belongs to one loop
+        pending = self._reading.get(reading)
         if pending is not None:
             return await asyncio.shield(pending)  # a waiter's cancellation stays its own
-        shared = self._reading[key] = asyncio.get_running_loop().create_future()
+        shared = self._reading[reading] = loop.create_future()
 
         async def call() -> bytes | None:
             reply = await self._client.get(key)
@@ -333,7 +384,7 @@ class RedisStore(Store):
             shared.set_result(result)
             return result
         finally:
-            del self._reading[key]
+            del self._reading[reading]
 
     async def fence(self, tags: Sequence[str]) -> Fence:
         if not tags:
@@ -499,13 +550,48 @@ class RedisStore(Store):
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, 0.1)
 
+    async def detach(self) -> None:
+        """Close the running loop's client, for a loop about to end.
+
+        ``cache.sync`` does it for the loops it runs; code that runs
+        ``asyncio.run(cache.invalidate(...))`` itself should ``await
+        cache.store.detach()`` before its loop ends, or its connections are
+        left to the garbage collector.  The store stays usable.
+        """
+        if self._new_client is None:
+            return
+        loop = asyncio.get_running_loop()
+        client = self._clients.pop(loop, None)
+        self._discovery.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
     async def aclose(self) -> None:
-        """Close the client if :meth:`from_url` created it; a caller's client stays open."""
-        if self._discovery is not None and not self._discovery.done():
-            self._discovery.cancel()
-        if self._owns_client:
-            self._owns_client = False
-            await self._client.aclose()
+        """Close the clients :meth:`from_url` created; a caller's client stays open.
+
+        The running loop's client is closed here, one of a loop running in
+        another thread is closed there, one of a closed loop is already gone;
+        one of a loop that is neither (idle, like a test runner's between two
+        tests) stays until an ``aclose`` on that loop.
+        """
+        for task in self._discovery.values():
+            if not task.done() and not task.get_loop().is_closed():
+                task.get_loop().call_soon_threadsafe(task.cancel)
+        self._discovery.clear()
+        if not self._owns_client:
+            return
+        if not self._given_taken:  # never used: nothing is connected, close it anyway
+            self._given_taken = True
+            await self._given.aclose()
+        here = asyncio.get_running_loop()
+        for loop, client in list(self._clients.items()):
+            if loop is here:
+                await client.aclose()
+            elif loop.is_running():
+                asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+            elif not loop.is_closed():
+                continue
+            del self._clients[loop]
 
     # -- helpers -------------------------------------------------------------
 
@@ -526,7 +612,9 @@ class RedisStore(Store):
         started = breaker.clock()
         try:
             if per_round_trip:
-                await self._bounded(self._ready())
+                # Invalidations are rare and must not fail for want of a topology:
+                # a loop's first one waits for the cluster's discovery.
+                await _within(max(self._timeout, _DISCOVERY_WAIT), self._ready())
                 result = await call()
             else:
 
@@ -579,9 +667,10 @@ class RedisStore(Store):
         """
         if not self._cluster or not getattr(self._client, "_initialize", False):
             return
-        task = self._discovery
+        loop = asyncio.get_running_loop()
+        task = self._discovery.get(loop)
         if task is None or task.done():
-            task = self._discovery = asyncio.ensure_future(self._client.initialize())
+            task = self._discovery[loop] = asyncio.ensure_future(self._client.initialize())
             task.add_done_callback(_retrieve_exception)
         await asyncio.shield(task)
 
