@@ -8,15 +8,17 @@ Keys and tags arrive already namespaced by the cache (``shop:v1:page:<hash>``,
 * An entry lives under its key, as a plain string value with a Redis ``PX``
   expiry, so expired entries disappear without a sweeper and ``get`` is a
   single ``GET``.
-* Each tag has two bookkeeping keys: a *member set* (the keys stored under the
-  tag) and a *generation counter* (bumped by every invalidation)::
+* Each tag has three bookkeeping keys: a *member set* (the keys stored under
+  the tag), a *generation counter* (bumped by every invalidation) and a
+  *pending set* (the keys an invalidation took over and has yet to remove)::
 
       shop:v1:tag:product:42:{1f0c9a4be2d37a65}:m    member set (SET)
       shop:v1:tag:product:42:{1f0c9a4be2d37a65}:g    generation counter (STRING)
+      shop:v1:tag:product:42:{1f0c9a4be2d37a65}:p    pending set (SET)
 
   The braces hold the first 8 bytes of the tag's BLAKE2b digest, in hex.  Redis
-  Cluster hashes only the text inside the *first* ``{...}`` of a key, so both
-  keys of a tag always share a hash slot (a Lua script may touch both) while
+  Cluster hashes only the text inside the *first* ``{...}`` of a key, so the
+  keys of a tag always share a hash slot (a Lua script may touch all three) while
   different tags spread over the cluster.  A tag that itself contains ``{``
   could pair that brace with ours (or form an empty ``{}``, which Redis
   ignores), so for such tags the digest goes first instead:
@@ -37,18 +39,29 @@ script can span them.  Instead each tag carries a generation counter:
   2. ``SET key value PX ttl``;
   3. re-read the counters; if one moved, ``DEL key`` and report failure.
 
-* ``invalidate(tags)``: per tag, one script increments the counter, reads the
-  member set and deletes it, atomically; then the members are unlinked.
+* ``invalidate(tags)``: per tag, one script increments the counter, moves the
+  member set's keys into the pending set (deleting the member set) and returns
+  the pending set, atomically; then the returned keys are unlinked, and only
+  then removed from the pending set.
 
 Why an entry fenced before an invalidation cannot survive it: the invalidation's
 script is atomic on the tag's slot, so it runs either before or after step 1
 of a racing ``set``.  If before, step 1 sees the new generation and refuses.
-If after, ``key`` is in the member set the script returns, so the invalidation
-deletes ``key`` -- unless step 2 lands after that delete, but then step 3 (which
-follows step 2) sees the new generation and deletes ``key`` itself.  Reading and
-deleting the member set in the same script as the increment matters: a separate
-later delete of the set could drop a member added, legitimately, by a ``set``
-fenced *after* the increment, and the next invalidation would miss that entry.
+If after, ``key`` is in the pending set the script returns, and it stays there
+until an invalidation has unlinked it, so the invalidation deletes ``key`` --
+unless step 2 lands after that delete, but then step 3 (which follows step 2)
+sees the new generation and deletes ``key`` itself.  Moving the member set in
+the same script as the increment matters: a separate later delete of the set
+could drop a member added, legitimately, by a ``set`` fenced *after* the
+increment, and the next invalidation would miss that entry.  Such a member goes
+to the new member set, never to the pending set, which only the invalidations
+themselves fill.
+
+An invalidation cut off after its script (a timeout, a cancellation, a lost
+connection, a stalled process) leaves its keys in the pending set, and every
+later invalidation of the tag returns them along with its own: a retry, or the
+tag's next invalidation, finishes the work.  The pending set keeps the longer
+expiry of the two sets merged into it, so it outlives every entry it lists.
 
 The remaining gap is a ``set`` that dies between steps 2 and 3 (process crash,
 or cancellation by the caller) while an invalidation races it: that entry
@@ -90,6 +103,7 @@ else:  # pragma: no cover - redis-py depends on async-timeout on these versions
 try:
     import redis.asyncio as _redis
     from redis.asyncio.cluster import RedisCluster as _RedisCluster
+    from redis.crc import key_slot as _key_slot
     from redis.exceptions import NoScriptError as _NoScriptError
 except ImportError:  # pragma: no cover - exercised only without the extra installed
     _redis = None  # type: ignore[assignment]
@@ -137,13 +151,24 @@ end
 return 1
 """
 
-# KEYS: member set, generation counter.  ARGV: generation TTL (ms).
+# KEYS: member set, generation counter, pending set.  ARGV: generation TTL (ms).
+# The pending set keeps the TTL of whichever of the two sets lives longer, so it
+# outlives every entry moved into it; a set without expiry gets the counter's.
 _INVALIDATE_SCRIPT = """\
 redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
-local members = redis.call('SMEMBERS', KEYS[1])
-redis.call('UNLINK', KEYS[1])
-return members
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('EXISTS', KEYS[3]) == 0 then
+    redis.call('RENAME', KEYS[1], KEYS[3])
+  else
+    local moved, kept = redis.call('PTTL', KEYS[1]), redis.call('PTTL', KEYS[3])
+    redis.call('SUNIONSTORE', KEYS[3], KEYS[3], KEYS[1])
+    redis.call('UNLINK', KEYS[1])
+    if moved > 0 and kept > 0 then redis.call('PEXPIRE', KEYS[3], math.max(moved, kept)) end
+  end
+end
+if redis.call('PTTL', KEYS[3]) == -1 then redis.call('PEXPIRE', KEYS[3], ARGV[1]) end
+return redis.call('SMEMBERS', KEYS[3])
 """
 
 _RELEASE_SCRIPT = """\
@@ -157,7 +182,7 @@ _SCRIPTS = {
 }
 
 _BOOKKEEPING_KEY = re.compile(
-    rb"\A(?:\{(?P<lead>[0-9a-f]{16})\}:(?P<tag1>.*)|(?P<tag2>.*):\{(?P<tail>[0-9a-f]{16})\}):[mg]\Z",
+    rb"\A(?:\{(?P<lead>[0-9a-f]{16})\}:(?P<tag1>.*)|(?P<tag2>.*):\{(?P<tail>[0-9a-f]{16})\}):[mgp]\Z",
     re.DOTALL,
 )
 _GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
@@ -167,8 +192,14 @@ def _digest(tag: bytes) -> str:
     return hashlib.blake2b(tag, digest_size=8).hexdigest()
 
 
+def _tag_base(tag: str) -> str:
+    """The name every bookkeeping key of ``tag`` starts with, its slot's hash tag included."""
+    digest = _digest(tag.encode())
+    return f"{{{digest}}}:{tag}" if "{" in tag else f"{tag}:{{{digest}}}"
+
+
 def _is_bookkeeping(key: bytes) -> bool:
-    """Whether ``key`` is a tag's member set or counter (its digest matches its tag)."""
+    """Whether ``key`` is one of a tag's bookkeeping keys (its digest matches its tag)."""
     match = _BOOKKEEPING_KEY.match(key)
     if match is None:
         return False
@@ -296,9 +327,13 @@ class RedisStore(Store):
     @staticmethod
     def tag_keys(tag: str) -> tuple[str, str]:
         """Return the (member set, generation counter) keys of ``tag``; see the module docs."""
-        digest = _digest(tag.encode())
-        base = f"{{{digest}}}:{tag}" if "{" in tag else f"{tag}:{{{digest}}}"
+        base = _tag_base(tag)
         return f"{base}:m", f"{base}:g"
+
+    @staticmethod
+    def pending_key(tag: str) -> str:
+        """Return the key of ``tag``'s pending set (entries an invalidation has yet to remove)."""
+        return f"{_tag_base(tag)}:p"
 
     @property
     def client(self) -> Client:
@@ -394,28 +429,33 @@ class RedisStore(Store):
     async def invalidate(self, tags: Sequence[str]) -> int:
         """Remove the entries stored under ``tags`` and refuse sets fenced before this call.
 
-        Each tag's generation is advanced and its member set read and deleted in
-        one atomic script; the members are then unlinked in batches (on a
-        cluster, redis-py splits each batch by slot).  Returns how many entries
-        were actually removed (members that already expired are not counted).
+        Each tag's generation is advanced and its member set moved into its
+        pending set in one atomic script, which returns what is pending; those
+        entries are then unlinked and, only after that, taken off the pending
+        set.  An invalidation cut off anywhere (timeout, cancellation, a lost
+        connection) can therefore be retried, and the next invalidation of the
+        same tag finishes its work in any case.
+
+        Returns how many entries this call removed (members that already expired
+        are not counted), so a retry reports only what was still left to remove.
         """
         if not tags:
             return 0
+        unique = list(dict.fromkeys(tags))
 
         async def call() -> int:
             commands: list[_ScriptCall] = []
-            for tag in dict.fromkeys(tags):
+            for tag in unique:
                 members_key, generation_key = self.tag_keys(tag)
-                commands.append(
-                    (_INVALIDATE_SCRIPT, (members_key, generation_key), (_GENERATION_TTL_MS,))
-                )
-            members: set[bytes] = set()
-            for reply in await self._bounded(self._run_scripts(commands)):
-                members.update(_expect(reply, (list, set), "invalidate script"))
-            removed = 0
-            for batch in _batches(sorted(members)):
-                removed += _expect(await self._bounded(self._client.unlink(*batch)), int, "UNLINK")
-            return removed
+                keys = (members_key, generation_key, self.pending_key(tag))
+                commands.append((_INVALIDATE_SCRIPT, keys, (_GENERATION_TTL_MS,)))
+            replies = await self._bounded(self._run_scripts(commands))
+            pending: list[tuple[str, list[bytes]]] = []
+            for tag, reply in zip(unique, replies, strict=True):
+                members: list[bytes] | set[bytes] = _expect(reply, (list, set), "invalidate script")
+                if members:
+                    pending.append((self.pending_key(tag), sorted(members)))
+            return await self._remove_pending(pending)
 
         return await self._guard("invalidate", call, per_round_trip=True)
 
@@ -424,7 +464,7 @@ class RedisStore(Store):
 
         Keys are found with ``SCAN MATCH`` (on a cluster redis-py scans every
         primary) and removed with ``UNLINK`` in batches; never ``KEYS`` or
-        ``FLUSHDB``.  Member sets under the prefix go too, but generation
+        ``FLUSHDB``.  Member and pending sets under the prefix go too, but generation
         counters are kept: deleting one would reset it, and a ``set`` fenced
         before an earlier invalidation could then match again.  They expire on
         their own.  The count excludes bookkeeping keys.
@@ -645,14 +685,50 @@ class RedisStore(Store):
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
 
+    async def _remove_pending(self, pending: Sequence[tuple[str, list[bytes]]]) -> int:
+        """Unlink the entries the invalidate scripts returned, then take them off pending.
+
+        Taking a member off its pending set before its entry is surely gone could
+        lose it for good, so the ``SREM`` must follow the ``UNLINK``.  On one
+        Redis a single pipeline guarantees that: one connection's commands run in
+        the order sent, and a pipeline cut off midway runs a prefix of them.  On
+        a cluster the entries live on other nodes, so the ``SREM`` waits for
+        every ``UNLINK`` to be acknowledged.
+        """
+        entries = sorted({member for _, members in pending for member in members})
+        if not entries:
+            return 0
+        unlinks = [("UNLINK", *batch) for batch in self._by_slot(entries)]
+        srems = [("SREM", key, *batch) for key, members in pending for batch in _batches(members)]
+        if self._cluster:
+            replies = await self._bounded(self._pipeline(unlinks))
+        else:
+            replies = (await self._bounded(self._pipeline([*unlinks, *srems])))[: len(unlinks)]
+        removed = sum(_expect(reply, int, "UNLINK") for reply in replies)
+        if self._cluster:
+            for reply in await self._bounded(self._pipeline(srems)):
+                _expect(reply, int, "SREM pending")
+        return removed
+
+    def _by_slot(self, keys: list[bytes]) -> Iterable[list[bytes]]:
+        """``keys`` in batches that a single command may carry (one slot each on a cluster)."""
+        if not self._cluster:
+            yield from _batches(keys)
+            return
+        slots: dict[int, list[bytes]] = {}
+        for key in keys:
+            slots.setdefault(_key_slot(key), []).append(key)
+        for same_slot in slots.values():
+            yield from _batches(same_slot)
+
     async def _unlink_entries(self, keys: list[bytes]) -> int:
-        """Unlink entries (counted) and member sets (not counted); keep generation counters."""
+        """Unlink entries (counted), member and pending sets (not counted); keep counters."""
         entries: list[bytes] = []
         member_sets: list[bytes] = []
         for key in keys:
             if not _is_bookkeeping(key):
                 entries.append(key)
-            elif key.endswith(b":m"):
+            elif not key.endswith(b":g"):
                 member_sets.append(key)
         removed = 0
         if entries:
