@@ -30,7 +30,8 @@ Invalidation protocol
 Entry keys and tag keys may live on different cluster nodes, so no MULTI or Lua
 script can span them.  Instead each tag carries a generation counter:
 
-* ``fence(tags)`` reads the counters (missing = never invalidated).
+* ``fence(tags)`` reads the counters (missing = never invalidated; a counter
+  only ever moves forward while it exists).
 * ``set(key, value, ttl, tags, fence)``:
 
   1. per tag, a script on the tag's slot adds ``key`` to the member set only if
@@ -67,6 +68,19 @@ The remaining gap is a ``set`` that dies between steps 2 and 3 (process crash,
 or cancellation by the caller) while an invalidation races it: that entry
 survives until its TTL.  When ``set`` fails with an error instead, it makes a
 best-effort ``DEL key`` before raising.
+
+Garbage in the bookkeeping
+--------------------------
+A bookkeeping key of the wrong type, or a counter that is not a positive
+integer INCR can advance (another program's value, a hand at ``redis-cli``),
+is no store failure.  Both scripts check each key's ``TYPE`` first, delete what
+is not theirs and count the tag as invalidated: whatever the key indexed is
+lost, so the counter moves on -- to the server's time in microseconds, never
+back to a value an in-flight fence might have read -- and a fenced ``set`` is
+refused, while an unfenced one is indexed afresh.  ``fence`` reads a counter of
+the wrong type as a value that is no generation; such a fence never matches,
+so its ``set`` stores nothing.  One tag's garbage never stops the other tags of
+the same ``invalidate``.
 
 Failing open
 ------------
@@ -105,6 +119,7 @@ try:
     from redis.asyncio.cluster import RedisCluster as _RedisCluster
     from redis.crc import key_slot as _key_slot
     from redis.exceptions import NoScriptError as _NoScriptError
+    from redis.exceptions import ResponseError as _ResponseError
 except ImportError:  # pragma: no cover - exercised only without the extra installed
     _redis = None  # type: ignore[assignment]
 
@@ -133,14 +148,68 @@ _MEMBER_SLACK_MS = 1000
 
 _BATCH = 500
 
+#: What a fence holds for a counter of the wrong type: like any value that is no
+#: generation, it never matches a counter, so the fenced ``set`` is refused.
+_GARBAGE = b"garbage"
+
 
 #: A script to run: its source, its keys (all in one slot) and its arguments.
 _ScriptCall = tuple[str, tuple[str, ...], tuple[object, ...]]
 
-# KEYS: member set, generation counter.
-# ARGV: entry key, member TTL (ms), "1" to check the fence, fenced generation ("" = none).
-_INDEX_SCRIPT = """\
-if ARGV[3] == '1' and (redis.call('GET', KEYS[2]) or '') ~= ARGV[4] then
+# What both scripts know about a tag's bookkeeping.  A key of the wrong type, or
+# a counter that is not a positive integer small enough for INCR (garbage, or
+# another program's value), is deleted: whatever it indexed is lost, so the tag
+# counts as invalidated.  Its fresh generation is the server's time in
+# microseconds, never an old value: a counter restarted at 1 could climb back to
+# a value an in-flight fence read before the garbage, and admit that set again.
+# A value counted up from an earlier fresh one stays below the clock, since one
+# tag cannot be invalidated more than once per microsecond.
+_BOOKKEEPING = """\
+local function usable_set(key)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'set' or kind == 'none' then return true end
+  redis.call('DEL', key)
+  return false
+end
+local function is_generation(value)
+  return string.match(value, '^[1-9][0-9]*$') ~= nil and #value <= 18
+end
+local function generation(key)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'none' then return false end
+  if kind == 'string' then
+    local value = redis.call('GET', key)
+    if is_generation(value) then return value end
+  end
+  redis.call('DEL', key)
+  return nil
+end
+local function advance(key, current, ttl)
+  if current == nil then
+    local now = redis.call('TIME')
+    redis.call('SET', key, now[1] .. string.format('%06d', tonumber(now[2])), 'PX', ttl)
+  else
+    redis.call('INCR', key)
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+"""
+
+# KEYS: member set, generation counter, pending set.
+# ARGV: entry key, member TTL (ms), "1" to check the fence, fenced generation
+# ("" = none), generation TTL (ms).  Garbage in the bookkeeping advances the
+# generation, so only an unfenced set goes on; a fence that read garbage never
+# matches, since the counter it is compared with is always a valid one.
+_INDEX_SCRIPT = (
+    _BOOKKEEPING
+    + """\
+local current = generation(KEYS[2])
+local members_ok = usable_set(KEYS[1])
+local pending_ok = usable_set(KEYS[3])
+if current == nil or not members_ok or not pending_ok then
+  advance(KEYS[2], current, ARGV[5])
+  if ARGV[3] == '1' then return 0 end
+elseif ARGV[3] == '1' and (current or '') ~= ARGV[4] then
   return 0
 end
 redis.call('SADD', KEYS[1], ARGV[1])
@@ -150,13 +219,17 @@ if redis.call('PTTL', KEYS[1]) < ttl then
 end
 return 1
 """
+)
 
 # KEYS: member set, generation counter, pending set.  ARGV: generation TTL (ms).
 # The pending set keeps the TTL of whichever of the two sets lives longer, so it
 # outlives every entry moved into it; a set without expiry gets the counter's.
-_INVALIDATE_SCRIPT = """\
-redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
+_INVALIDATE_SCRIPT = (
+    _BOOKKEEPING
+    + """\
+advance(KEYS[2], generation(KEYS[2]), ARGV[1])
+usable_set(KEYS[1])
+usable_set(KEYS[3])
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('EXISTS', KEYS[3]) == 0 then
     redis.call('RENAME', KEYS[1], KEYS[3])
@@ -170,6 +243,7 @@ end
 if redis.call('PTTL', KEYS[3]) == -1 then redis.call('PEXPIRE', KEYS[3], ARGV[1]) end
 return redis.call('SMEMBERS', KEYS[3])
 """
+)
 
 _RELEASE_SCRIPT = """\
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -451,11 +525,21 @@ class RedisStore(Store):
                 commands.append((_INVALIDATE_SCRIPT, keys, (_GENERATION_TTL_MS,)))
             replies = await self._bounded(self._run_scripts(commands))
             pending: list[tuple[str, list[bytes]]] = []
+            failures: list[Exception] = []
             for tag, reply in zip(unique, replies, strict=True):
-                members: list[bytes] | set[bytes] = _expect(reply, (list, set), "invalidate script")
-                if members:
-                    pending.append((self.pending_key(tag), sorted(members)))
-            return await self._remove_pending(pending)
+                try:
+                    members: list[bytes] | set[bytes] = _expect(
+                        reply, (list, set), "invalidate script"
+                    )
+                except Exception as exc:  # the other tags' entries must still go
+                    failures.append(exc)
+                else:
+                    if members:
+                        pending.append((self.pending_key(tag), sorted(members)))
+            removed = await self._remove_pending(pending)
+            if failures:
+                raise failures[0]
+            return removed
 
         return await self._guard("invalidate", call, per_round_trip=True)
 
@@ -629,11 +713,22 @@ class RedisStore(Store):
         return await _within(self._timeout, awaitable)
 
     async def _generations(self, tags: Sequence[str]) -> list[bytes | None]:
+        """The tags' counters; one of the wrong type reads as ``_GARBAGE``.
+
+        Garbage is no failure: the scripts delete it and advance the tag, and
+        a fence holding it (or any other value that is no generation) can never
+        match a counter again, so its ``set`` is refused.
+        """
         pipe = self._client.pipeline(transaction=False)
         for tag in tags:
             pipe.execute_command("GET", self.tag_keys(tag)[1])
         replies = await pipe.execute(raise_on_error=False)
-        return [_expect(reply, (bytes, type(None)), "GET generation") for reply in replies]
+        return [
+            _GARBAGE
+            if isinstance(reply, _ResponseError) and str(reply).startswith("WRONGTYPE")
+            else _expect(reply, (bytes, type(None)), "GET generation")
+            for reply in replies
+        ]
 
     async def _index(self, key: str, ttl_ms: int, tags: Sequence[str], fence: Fence | None) -> bool:
         member_ttl = ttl_ms + _MEMBER_SLACK_MS
@@ -644,12 +739,13 @@ class RedisStore(Store):
             commands.append(
                 (
                     _INDEX_SCRIPT,
-                    (members_key, generation_key),
+                    (members_key, generation_key, self.pending_key(tag)),
                     (
                         key,
                         member_ttl,
                         "0" if fence is None else "1",
                         fenced if isinstance(fenced, bytes) else b"",
+                        _GENERATION_TTL_MS,
                     ),
                 )
             )
