@@ -8,15 +8,17 @@ Keys and tags arrive already namespaced by the cache (``shop:v1:page:<hash>``,
 * An entry lives under its key, as a plain string value with a Redis ``PX``
   expiry, so expired entries disappear without a sweeper and ``get`` is a
   single ``GET``.
-* Each tag has two bookkeeping keys: a *member set* (the keys stored under the
-  tag) and a *generation counter* (bumped by every invalidation)::
+* Each tag has three bookkeeping keys: a *member set* (the keys stored under
+  the tag), a *generation counter* (bumped by every invalidation) and a
+  *pending set* (the keys an invalidation took over and has yet to remove)::
 
       shop:v1:tag:product:42:{1f0c9a4be2d37a65}:m    member set (SET)
       shop:v1:tag:product:42:{1f0c9a4be2d37a65}:g    generation counter (STRING)
+      shop:v1:tag:product:42:{1f0c9a4be2d37a65}:p    pending set (SET)
 
   The braces hold the first 8 bytes of the tag's BLAKE2b digest, in hex.  Redis
-  Cluster hashes only the text inside the *first* ``{...}`` of a key, so both
-  keys of a tag always share a hash slot (a Lua script may touch both) while
+  Cluster hashes only the text inside the *first* ``{...}`` of a key, so the
+  keys of a tag always share a hash slot (a Lua script may touch all three) while
   different tags spread over the cluster.  A tag that itself contains ``{``
   could pair that brace with ours (or form an empty ``{}``, which Redis
   ignores), so for such tags the digest goes first instead:
@@ -28,7 +30,8 @@ Invalidation protocol
 Entry keys and tag keys may live on different cluster nodes, so no MULTI or Lua
 script can span them.  Instead each tag carries a generation counter:
 
-* ``fence(tags)`` reads the counters (missing = never invalidated).
+* ``fence(tags)`` reads the counters (missing = never invalidated; a counter
+  only ever moves forward while it exists).
 * ``set(key, value, ttl, tags, fence)``:
 
   1. per tag, a script on the tag's slot adds ``key`` to the member set only if
@@ -37,23 +40,47 @@ script can span them.  Instead each tag carries a generation counter:
   2. ``SET key value PX ttl``;
   3. re-read the counters; if one moved, ``DEL key`` and report failure.
 
-* ``invalidate(tags)``: per tag, one script increments the counter, reads the
-  member set and deletes it, atomically; then the members are unlinked.
+* ``invalidate(tags)``: per tag, one script increments the counter, moves the
+  member set's keys into the pending set (deleting the member set) and returns
+  the pending set, atomically; then the returned keys are unlinked, and only
+  then removed from the pending set.
 
 Why an entry fenced before an invalidation cannot survive it: the invalidation's
 script is atomic on the tag's slot, so it runs either before or after step 1
 of a racing ``set``.  If before, step 1 sees the new generation and refuses.
-If after, ``key`` is in the member set the script returns, so the invalidation
-deletes ``key`` -- unless step 2 lands after that delete, but then step 3 (which
-follows step 2) sees the new generation and deletes ``key`` itself.  Reading and
-deleting the member set in the same script as the increment matters: a separate
-later delete of the set could drop a member added, legitimately, by a ``set``
-fenced *after* the increment, and the next invalidation would miss that entry.
+If after, ``key`` is in the pending set the script returns, and it stays there
+until an invalidation has unlinked it, so the invalidation deletes ``key`` --
+unless step 2 lands after that delete, but then step 3 (which follows step 2)
+sees the new generation and deletes ``key`` itself.  Moving the member set in
+the same script as the increment matters: a separate later delete of the set
+could drop a member added, legitimately, by a ``set`` fenced *after* the
+increment, and the next invalidation would miss that entry.  Such a member goes
+to the new member set, never to the pending set, which only the invalidations
+themselves fill.
+
+An invalidation cut off after its script (a timeout, a cancellation, a lost
+connection, a stalled process) leaves its keys in the pending set, and every
+later invalidation of the tag returns them along with its own: a retry, or the
+tag's next invalidation, finishes the work.  The pending set keeps the longer
+expiry of the two sets merged into it, so it outlives every entry it lists.
 
 The remaining gap is a ``set`` that dies between steps 2 and 3 (process crash,
 or cancellation by the caller) while an invalidation races it: that entry
 survives until its TTL.  When ``set`` fails with an error instead, it makes a
 best-effort ``DEL key`` before raising.
+
+Garbage in the bookkeeping
+--------------------------
+A bookkeeping key of the wrong type, or a counter that is not a positive
+integer INCR can advance (another program's value, a hand at ``redis-cli``),
+is no store failure.  Both scripts check each key's ``TYPE`` first, delete what
+is not theirs and count the tag as invalidated: whatever the key indexed is
+lost, so the counter moves on -- to the server's time in microseconds, never
+back to a value an in-flight fence might have read -- and a fenced ``set`` is
+refused, while an unfenced one is indexed afresh.  ``fence`` reads a counter of
+the wrong type as a value that is no generation; such a fence never matches,
+so its ``set`` stores nothing.  One tag's garbage never stops the other tags of
+the same ``invalidate``.
 
 Failing open
 ------------
@@ -90,7 +117,9 @@ else:  # pragma: no cover - redis-py depends on async-timeout on these versions
 try:
     import redis.asyncio as _redis
     from redis.asyncio.cluster import RedisCluster as _RedisCluster
+    from redis.crc import key_slot as _key_slot
     from redis.exceptions import NoScriptError as _NoScriptError
+    from redis.exceptions import ResponseError as _ResponseError
 except ImportError:  # pragma: no cover - exercised only without the extra installed
     _redis = None  # type: ignore[assignment]
 
@@ -124,14 +153,68 @@ _BATCH = 500
 #: (a new event loop's client has to discover the cluster first).
 _DISCOVERY_WAIT = 5.0
 
+#: What a fence holds for a counter of the wrong type: like any value that is no
+#: generation, it never matches a counter, so the fenced ``set`` is refused.
+_GARBAGE = b"garbage"
+
 
 #: A script to run: its source, its keys (all in one slot) and its arguments.
 _ScriptCall = tuple[str, tuple[str, ...], tuple[object, ...]]
 
-# KEYS: member set, generation counter.
-# ARGV: entry key, member TTL (ms), "1" to check the fence, fenced generation ("" = none).
-_INDEX_SCRIPT = """\
-if ARGV[3] == '1' and (redis.call('GET', KEYS[2]) or '') ~= ARGV[4] then
+# What both scripts know about a tag's bookkeeping.  A key of the wrong type, or
+# a counter that is not a positive integer small enough for INCR (garbage, or
+# another program's value), is deleted: whatever it indexed is lost, so the tag
+# counts as invalidated.  Its fresh generation is the server's time in
+# microseconds, never an old value: a counter restarted at 1 could climb back to
+# a value an in-flight fence read before the garbage, and admit that set again.
+# A value counted up from an earlier fresh one stays below the clock, since one
+# tag cannot be invalidated more than once per microsecond.
+_BOOKKEEPING = """\
+local function usable_set(key)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'set' or kind == 'none' then return true end
+  redis.call('DEL', key)
+  return false
+end
+local function is_generation(value)
+  return string.match(value, '^[1-9][0-9]*$') ~= nil and #value <= 18
+end
+local function generation(key)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'none' then return false end
+  if kind == 'string' then
+    local value = redis.call('GET', key)
+    if is_generation(value) then return value end
+  end
+  redis.call('DEL', key)
+  return nil
+end
+local function advance(key, current, ttl)
+  if current == nil then
+    local now = redis.call('TIME')
+    redis.call('SET', key, now[1] .. string.format('%06d', tonumber(now[2])), 'PX', ttl)
+  else
+    redis.call('INCR', key)
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+"""
+
+# KEYS: member set, generation counter, pending set.
+# ARGV: entry key, member TTL (ms), "1" to check the fence, fenced generation
+# ("" = none), generation TTL (ms).  Garbage in the bookkeeping advances the
+# generation, so only an unfenced set goes on; a fence that read garbage never
+# matches, since the counter it is compared with is always a valid one.
+_INDEX_SCRIPT = (
+    _BOOKKEEPING
+    + """\
+local current = generation(KEYS[2])
+local members_ok = usable_set(KEYS[1])
+local pending_ok = usable_set(KEYS[3])
+if current == nil or not members_ok or not pending_ok then
+  advance(KEYS[2], current, ARGV[5])
+  if ARGV[3] == '1' then return 0 end
+elseif ARGV[3] == '1' and (current or '') ~= ARGV[4] then
   return 0
 end
 redis.call('SADD', KEYS[1], ARGV[1])
@@ -141,15 +224,31 @@ if redis.call('PTTL', KEYS[1]) < ttl then
 end
 return 1
 """
+)
 
-# KEYS: member set, generation counter.  ARGV: generation TTL (ms).
-_INVALIDATE_SCRIPT = """\
-redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
-local members = redis.call('SMEMBERS', KEYS[1])
-redis.call('UNLINK', KEYS[1])
-return members
+# KEYS: member set, generation counter, pending set.  ARGV: generation TTL (ms).
+# The pending set keeps the TTL of whichever of the two sets lives longer, so it
+# outlives every entry moved into it; a set without expiry gets the counter's.
+_INVALIDATE_SCRIPT = (
+    _BOOKKEEPING
+    + """\
+advance(KEYS[2], generation(KEYS[2]), ARGV[1])
+usable_set(KEYS[1])
+usable_set(KEYS[3])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('EXISTS', KEYS[3]) == 0 then
+    redis.call('RENAME', KEYS[1], KEYS[3])
+  else
+    local moved, kept = redis.call('PTTL', KEYS[1]), redis.call('PTTL', KEYS[3])
+    redis.call('SUNIONSTORE', KEYS[3], KEYS[3], KEYS[1])
+    redis.call('UNLINK', KEYS[1])
+    if moved > 0 and kept > 0 then redis.call('PEXPIRE', KEYS[3], math.max(moved, kept)) end
+  end
+end
+if redis.call('PTTL', KEYS[3]) == -1 then redis.call('PEXPIRE', KEYS[3], ARGV[1]) end
+return redis.call('SMEMBERS', KEYS[3])
 """
+)
 
 _RELEASE_SCRIPT = """\
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -162,7 +261,7 @@ _SCRIPTS = {
 }
 
 _BOOKKEEPING_KEY = re.compile(
-    rb"\A(?:\{(?P<lead>[0-9a-f]{16})\}:(?P<tag1>.*)|(?P<tag2>.*):\{(?P<tail>[0-9a-f]{16})\}):[mg]\Z",
+    rb"\A(?:\{(?P<lead>[0-9a-f]{16})\}:(?P<tag1>.*)|(?P<tag2>.*):\{(?P<tail>[0-9a-f]{16})\}):[mgp]\Z",
     re.DOTALL,
 )
 _GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
@@ -172,8 +271,14 @@ def _digest(tag: bytes) -> str:
     return hashlib.blake2b(tag, digest_size=8).hexdigest()
 
 
+def _tag_base(tag: str) -> str:
+    """The name every bookkeeping key of ``tag`` starts with, its slot's hash tag included."""
+    digest = _digest(tag.encode())
+    return f"{{{digest}}}:{tag}" if "{" in tag else f"{tag}:{{{digest}}}"
+
+
 def _is_bookkeeping(key: bytes) -> bool:
-    """Whether ``key`` is a tag's member set or counter (its digest matches its tag)."""
+    """Whether ``key`` is one of a tag's bookkeeping keys (its digest matches its tag)."""
     match = _BOOKKEEPING_KEY.match(key)
     if match is None:
         return False
@@ -310,9 +415,13 @@ class RedisStore(Store):
     @staticmethod
     def tag_keys(tag: str) -> tuple[str, str]:
         """Return the (member set, generation counter) keys of ``tag``; see the module docs."""
-        digest = _digest(tag.encode())
-        base = f"{{{digest}}}:{tag}" if "{" in tag else f"{tag}:{{{digest}}}"
+        base = _tag_base(tag)
         return f"{base}:m", f"{base}:g"
+
+    @staticmethod
+    def pending_key(tag: str) -> str:
+        """Return the key of ``tag``'s pending set (entries an invalidation has yet to remove)."""
+        return f"{_tag_base(tag)}:p"
 
     @property
     def client(self) -> Client:
@@ -445,27 +554,42 @@ class RedisStore(Store):
     async def invalidate(self, tags: Sequence[str]) -> int:
         """Remove the entries stored under ``tags`` and refuse sets fenced before this call.
 
-        Each tag's generation is advanced and its member set read and deleted in
-        one atomic script; the members are then unlinked in batches (on a
-        cluster, redis-py splits each batch by slot).  Returns how many entries
-        were actually removed (members that already expired are not counted).
+        Each tag's generation is advanced and its member set moved into its
+        pending set in one atomic script, which returns what is pending; those
+        entries are then unlinked and, only after that, taken off the pending
+        set.  An invalidation cut off anywhere (timeout, cancellation, a lost
+        connection) can therefore be retried, and the next invalidation of the
+        same tag finishes its work in any case.
+
+        Returns how many entries this call removed (members that already expired
+        are not counted), so a retry reports only what was still left to remove.
         """
         if not tags:
             return 0
+        unique = list(dict.fromkeys(tags))
 
         async def call() -> int:
             commands: list[_ScriptCall] = []
-            for tag in dict.fromkeys(tags):
+            for tag in unique:
                 members_key, generation_key = self.tag_keys(tag)
-                commands.append(
-                    (_INVALIDATE_SCRIPT, (members_key, generation_key), (_GENERATION_TTL_MS,))
-                )
-            members: set[bytes] = set()
-            for reply in await self._bounded(self._run_scripts(commands)):
-                members.update(_expect(reply, (list, set), "invalidate script"))
-            removed = 0
-            for batch in _batches(sorted(members)):
-                removed += _expect(await self._bounded(self._client.unlink(*batch)), int, "UNLINK")
+                keys = (members_key, generation_key, self.pending_key(tag))
+                commands.append((_INVALIDATE_SCRIPT, keys, (_GENERATION_TTL_MS,)))
+            replies = await self._bounded(self._run_scripts(commands))
+            pending: list[tuple[str, list[bytes]]] = []
+            failures: list[Exception] = []
+            for tag, reply in zip(unique, replies, strict=True):
+                try:
+                    members: list[bytes] | set[bytes] = _expect(
+                        reply, (list, set), "invalidate script"
+                    )
+                except Exception as exc:  # the other tags' entries must still go
+                    failures.append(exc)
+                else:
+                    if members:
+                        pending.append((self.pending_key(tag), sorted(members)))
+            removed = await self._remove_pending(pending)
+            if failures:
+                raise failures[0]
             return removed
 
         return await self._guard("invalidate", call, per_round_trip=True)
@@ -475,7 +599,7 @@ class RedisStore(Store):
 
         Keys are found with ``SCAN MATCH`` (on a cluster redis-py scans every
         primary) and removed with ``UNLINK`` in batches; never ``KEYS`` or
-        ``FLUSHDB``.  Member sets under the prefix go too, but generation
+        ``FLUSHDB``.  Member and pending sets under the prefix go too, but generation
         counters are kept: deleting one would reset it, and a ``set`` fenced
         before an earlier invalidation could then match again.  They expire on
         their own.  The count excludes bookkeeping keys.
@@ -678,11 +802,22 @@ class RedisStore(Store):
         return await _within(self._timeout, awaitable)
 
     async def _generations(self, tags: Sequence[str]) -> list[bytes | None]:
+        """The tags' counters; one of the wrong type reads as ``_GARBAGE``.
+
+        Garbage is no failure: the scripts delete it and advance the tag, and
+        a fence holding it (or any other value that is no generation) can never
+        match a counter again, so its ``set`` is refused.
+        """
         pipe = self._client.pipeline(transaction=False)
         for tag in tags:
             pipe.execute_command("GET", self.tag_keys(tag)[1])
         replies = await pipe.execute(raise_on_error=False)
-        return [_expect(reply, (bytes, type(None)), "GET generation") for reply in replies]
+        return [
+            _GARBAGE
+            if isinstance(reply, _ResponseError) and str(reply).startswith("WRONGTYPE")
+            else _expect(reply, (bytes, type(None)), "GET generation")
+            for reply in replies
+        ]
 
     async def _index(self, key: str, ttl_ms: int, tags: Sequence[str], fence: Fence | None) -> bool:
         member_ttl = ttl_ms + _MEMBER_SLACK_MS
@@ -693,12 +828,13 @@ class RedisStore(Store):
             commands.append(
                 (
                     _INDEX_SCRIPT,
-                    (members_key, generation_key),
+                    (members_key, generation_key, self.pending_key(tag)),
                     (
                         key,
                         member_ttl,
                         "0" if fence is None else "1",
                         fenced if isinstance(fenced, bytes) else b"",
+                        _GENERATION_TTL_MS,
                     ),
                 )
             )
@@ -734,14 +870,50 @@ class RedisStore(Store):
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
 
+    async def _remove_pending(self, pending: Sequence[tuple[str, list[bytes]]]) -> int:
+        """Unlink the entries the invalidate scripts returned, then take them off pending.
+
+        Taking a member off its pending set before its entry is surely gone could
+        lose it for good, so the ``SREM`` must follow the ``UNLINK``.  On one
+        Redis a single pipeline guarantees that: one connection's commands run in
+        the order sent, and a pipeline cut off midway runs a prefix of them.  On
+        a cluster the entries live on other nodes, so the ``SREM`` waits for
+        every ``UNLINK`` to be acknowledged.
+        """
+        entries = sorted({member for _, members in pending for member in members})
+        if not entries:
+            return 0
+        unlinks = [("UNLINK", *batch) for batch in self._by_slot(entries)]
+        srems = [("SREM", key, *batch) for key, members in pending for batch in _batches(members)]
+        if self._cluster:
+            replies = await self._bounded(self._pipeline(unlinks))
+        else:
+            replies = (await self._bounded(self._pipeline([*unlinks, *srems])))[: len(unlinks)]
+        removed = sum(_expect(reply, int, "UNLINK") for reply in replies)
+        if self._cluster:
+            for reply in await self._bounded(self._pipeline(srems)):
+                _expect(reply, int, "SREM pending")
+        return removed
+
+    def _by_slot(self, keys: list[bytes]) -> Iterable[list[bytes]]:
+        """``keys`` in batches that a single command may carry (one slot each on a cluster)."""
+        if not self._cluster:
+            yield from _batches(keys)
+            return
+        slots: dict[int, list[bytes]] = {}
+        for key in keys:
+            slots.setdefault(_key_slot(key), []).append(key)
+        for same_slot in slots.values():
+            yield from _batches(same_slot)
+
     async def _unlink_entries(self, keys: list[bytes]) -> int:
-        """Unlink entries (counted) and member sets (not counted); keep generation counters."""
+        """Unlink entries (counted), member and pending sets (not counted); keep counters."""
         entries: list[bytes] = []
         member_sets: list[bytes] = []
         for key in keys:
             if not _is_bookkeeping(key):
                 entries.append(key)
-            elif key.endswith(b":m"):
+            elif not key.endswith(b":g"):
                 member_sets.append(key)
         removed = 0
         if entries:

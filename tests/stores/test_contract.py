@@ -169,6 +169,41 @@ async def test_an_unfenced_set_is_still_indexed_by_its_tags(store: Store, p: str
     assert await store.get(f"{p}k") is None
 
 
+async def test_invalidating_again_removes_nothing_more_and_keeps_earlier_fences_stale(
+    store: Store, p: str
+) -> None:
+    tag = f"{p}tag"
+    await store.set(f"{p}k", b"v", 60, [tag])
+    fence = await store.fence([tag])
+    assert await store.invalidate([tag]) == 1
+    assert await store.invalidate([tag]) == 0
+    assert await store.get(f"{p}k") is None
+    assert await store.set(f"{p}k", b"stale", 60, [tag], fence) is False
+
+
+@pytest.mark.parametrize("steps", range(8))
+async def test_an_invalidation_cut_off_by_cancellation_is_completed_by_the_next_one(
+    store: Store, p: str, steps: int
+) -> None:
+    """``steps`` event-loop turns before the cancellation land it anywhere in the call: before
+    it reaches the store, while a store waits for a reply, between its round trips."""
+    tag = f"{p}tag"
+    keys = [f"{p}{n}" for n in range(20)]
+    for key in keys:
+        await store.set(key, b"v", 60, [tag])
+    fence = await store.fence([tag])
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(store.invalidate, [tag])
+        for _ in range(steps):
+            await anyio.sleep(0)
+        group.cancel_scope.cancel()
+
+    await store.invalidate([tag])
+    assert [key for key in keys if await store.get(key) is not None] == []
+    assert await store.set(f"{p}late", b"stale", 60, [tag], fence) is False
+
+
 # -- fences -------------------------------------------------------------------------------
 
 

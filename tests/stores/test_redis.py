@@ -14,20 +14,28 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
 
 import anyio
 import pytest
 import redis.asyncio
+from fastapi import FastAPI
 from redis.asyncio.cluster import RedisCluster as ClusterClient
 from redis.crc import key_slot
 
+from asgi_cache import Cache, CacheMiddleware, cached, invalidates
+from asgi_cache.keys import tag_key
 from asgi_cache.stores.base import StoreError
 from asgi_cache.stores.redis import RedisStore
 from tests.fixtures_redis import TEST_SERVER_ARGS
+from tests.helpers import STORED, Calls, client_for, is_hit
 from tests.redis_servers import RedisCluster, RedisServer, resp_command
 
 pytestmark = pytest.mark.anyio
+
+T = TypeVar("T")
 
 #: Tags chosen to trip up a naive hash-tag layout: empty, lone or empty braces, a
 #: brace pair of their own, glob characters and non-ASCII text.
@@ -240,6 +248,286 @@ async def test_racing_sets_never_outlive_an_invalidation_they_were_fenced_before
                 assert stored and present, f"{key} was fenced after the invalidation"
                 outcomes["fenced after"] += 1
     assert all(outcomes.values()), f"the race was not exercised: {outcomes}"
+
+
+# -- invalidations cut off ---------------------------------------------------------------
+
+
+@dataclass
+class Quick:
+    """A store with a production timeout, and the server that holds a given key."""
+
+    store: RedisStore
+    node_of: Callable[[str], RedisServer]
+
+
+@pytest.fixture(params=["redis", pytest.param("cluster", marks=pytest.mark.cluster)])
+async def quick(request: pytest.FixtureRequest) -> AsyncIterator[Quick]:
+    """A store timing out after 50 ms, on a server of the test's own or on the suite's cluster."""
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("server")
+        nodes = [server]
+        store = RedisStore.from_url(server.url, timeout=0.05, failure_threshold=1000)
+        yield Quick(store, lambda key: server)
+    else:
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        nodes = cluster.nodes
+        store = RedisStore.from_url(cluster.url, cluster=True, timeout=0.05, failure_threshold=1000)
+        assert isinstance(store.client, ClusterClient)
+        await store.client.initialize()  # discovery takes longer than this store's timeout
+        yield Quick(store, lambda key: owner_of(cluster, key))
+    await store.aclose()
+    for node in nodes:
+        resp_command(node.host, node.port, "FLUSHALL")
+
+
+async def retried(call: Callable[[], Awaitable[T]]) -> T:
+    """What ``call`` returns once it succeeds, as a caller retrying a failed call would see it.
+
+    After a timeout a cluster client rediscovers the cluster, and calls fail until it is done.
+    """
+    with anyio.fail_after(5):
+        while True:
+            try:
+                return await call()
+            except StoreError:
+                await anyio.sleep(0.05)
+
+
+async def tagged(store: RedisStore, prefix: str, tag: str, count: int = 20) -> list[str]:
+    """Store ``count`` entries under ``tag``, once the tag's node has cached the scripts (a
+    script it had to be sent again would not run while the caller has given up)."""
+    await store.invalidate([tag])
+    keys = [f"{prefix}entry:{n}" for n in range(count)]
+    for key in keys:
+        assert await retried(lambda key=key: store.set(key, b"v", 100, [tag])) is True
+    return keys
+
+
+async def readable(store: RedisStore, keys: list[str]) -> list[str]:
+    return [key for key in keys if await retried(lambda key=key: store.get(key)) is not None]
+
+
+async def cut_off_by_a_busy_event_loop(quick: Quick, tag: str) -> None:
+    """Invalidate ``tag`` and, once Redis has run the script, hold the event loop for 100 ms,
+    twice the store's timeout: the reply waits in the socket until the deadline has passed."""
+    generation = RedisStore.tag_keys(tag)[1]
+    node = quick.node_of(generation)
+    before = resp_command(node.host, node.port, "GET", generation)
+
+    async def hog_the_loop() -> None:
+        while resp_command(node.host, node.port, "GET", generation) == before:
+            await anyio.sleep(0)
+        time.sleep(0.1)  # other requests' CPU work: nothing else runs meanwhile
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(hog_the_loop)
+        with pytest.raises(StoreError, match="longer than"):
+            await quick.store.invalidate([tag])
+
+
+async def test_an_invalidation_timed_out_by_a_slow_redis_is_completed_by_the_next_one(
+    quick: Quick, prefix: str
+) -> None:
+    store, tag = quick.store, f"{prefix}tag"
+    keys = await tagged(store, prefix, tag)
+    node = quick.node_of(RedisStore.tag_keys(tag)[0])
+    blocker = redis.asyncio.Redis.from_url(node.url)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(blocker.execute_command, "DEBUG", "SLEEP", "0.3")
+            await anyio.sleep(0.05)  # asleep: the script runs after the call has given up
+            with pytest.raises(StoreError, match="longer than"):
+                await store.invalidate([tag])
+    finally:
+        await blocker.aclose()
+
+    assert await retried(lambda: store.invalidate([tag])) == len(keys)
+    assert await readable(store, keys) == []
+
+
+async def test_an_invalidation_timed_out_by_a_busy_event_loop_is_completed_by_the_next_one(
+    quick: Quick, prefix: str
+) -> None:
+    store, tag = quick.store, f"{prefix}tag"
+    keys = await tagged(store, prefix, tag)
+    await cut_off_by_a_busy_event_loop(quick, tag)
+
+    assert await retried(lambda: store.invalidate([tag])) == len(keys)
+    assert await readable(store, keys) == []
+
+
+async def test_entries_left_by_cut_off_invalidations_stay_reachable_as_long_as_they_live(
+    quick: Quick, prefix: str
+) -> None:
+    store, tag = quick.store, f"{prefix}tag"
+    keys = await tagged(store, prefix, tag)
+    await cut_off_by_a_busy_event_loop(quick, tag)
+    longer = f"{prefix}longer"
+    assert await retried(lambda: store.set(longer, b"v", 300, [tag])) is True
+    await cut_off_by_a_busy_event_loop(quick, tag)  # merges into what the first one left
+
+    pending_ttl = await retried(lambda: store.client.pttl(RedisStore.pending_key(tag)))
+    assert pending_ttl >= await retried(lambda: store.client.pttl(longer)) > 200_000
+    assert await retried(lambda: store.invalidate([tag])) == len(keys) + 1
+
+
+# -- garbage in the bookkeeping ----------------------------------------------------------
+
+#: A tag's bookkeeping key, by what it is, and how to find it.
+BOOKKEEPING: dict[str, Callable[[str], str]] = {
+    "members": lambda tag: RedisStore.tag_keys(tag)[0],
+    "generation": lambda tag: RedisStore.tag_keys(tag)[1],
+    "pending": RedisStore.pending_key,
+}
+
+#: Values another program (or a bug, or a hand at redis-cli) might leave under such a key.
+GARBAGE: dict[str, Callable[[redis.asyncio.Redis | ClusterClient, str], Awaitable[object]]] = {
+    "text": lambda client, key: client.set(key, b"\x00not a number\xff"),
+    "huge": lambda client, key: client.set(key, b"99999999999999999999"),
+    "hash": lambda client, key: client.hset(key, b"field", b"value"),
+    "list": lambda client, key: client.rpush(key, b"item"),
+    "set": lambda client, key: client.sadd(key, b"member"),
+}
+
+#: Every kind of garbage under every kind of key, but a set where a set belongs.
+SPOILED = [
+    pytest.param(kind, garbage, id=f"{kind}-{garbage}")
+    for kind in BOOKKEEPING
+    for garbage in GARBAGE
+    if not (garbage == "set" and kind != "generation")
+]
+
+
+async def spoil(store: RedisStore, tag: str, kind: str, garbage: str) -> None:
+    key = BOOKKEEPING[kind](tag)
+    await store.client.delete(key)
+    await GARBAGE[garbage](store.client, key)
+
+
+@pytest.mark.parametrize(("kind", "garbage"), SPOILED)
+async def test_garbage_under_one_tags_bookkeeping_does_not_stop_the_other_tags_invalidation(
+    store: RedisStore, prefix: str, kind: str, garbage: str
+) -> None:
+    spoiled, other = f"{prefix}spoiled", f"{prefix}other"
+    await store.set(f"{prefix}a", b"v", 60, [spoiled])
+    await store.set(f"{prefix}b", b"v", 60, [other])
+    await spoil(store, spoiled, kind, garbage)
+
+    await store.invalidate([spoiled, other])
+    assert await store.get(f"{prefix}b") is None
+
+
+@pytest.mark.parametrize(("kind", "garbage"), [p for p in SPOILED if not p.values[0] == "members"])
+async def test_garbage_beside_a_member_set_leaves_its_entries_reachable(
+    store: RedisStore, prefix: str, kind: str, garbage: str
+) -> None:
+    tag = f"{prefix}tag"
+    await store.set(f"{prefix}a", b"v", 60, [tag])
+    await store.set(f"{prefix}b", b"v", 60, [tag])
+    await spoil(store, tag, kind, garbage)
+
+    assert await store.invalidate([tag]) == 2
+    assert await store.get(f"{prefix}a") is None
+
+
+@pytest.mark.parametrize(("kind", "garbage"), SPOILED)
+async def test_garbage_in_the_bookkeeping_is_overwritten_and_the_tag_works_again(
+    store: RedisStore, prefix: str, kind: str, garbage: str
+) -> None:
+    tag = f"{prefix}tag"
+    await spoil(store, tag, kind, garbage)
+    await store.invalidate([tag])
+
+    assert await store.set(f"{prefix}k", b"v", 60, [tag], await store.fence([tag])) is True
+    assert await store.invalidate([tag]) == 1
+    assert await store.get(f"{prefix}k") is None
+
+
+@pytest.mark.parametrize(("kind", "garbage"), SPOILED)
+async def test_garbage_in_the_bookkeeping_is_no_store_failure(
+    store: RedisStore, prefix: str, kind: str, garbage: str
+) -> None:
+    tag = f"{prefix}tag"
+    await spoil(store, tag, kind, garbage)
+    fence = await store.fence([tag])
+    await store.set(f"{prefix}k", b"v", 60, [tag], fence)
+    await spoil(store, tag, kind, garbage)
+    await store.set(f"{prefix}k", b"v", 60, [tag])
+    await spoil(store, tag, kind, garbage)
+    await store.invalidate([tag])
+    assert store._breaker.failures == 0
+
+
+@pytest.mark.parametrize(("kind", "garbage"), SPOILED)
+async def test_a_set_fenced_before_garbage_reached_the_bookkeeping_is_refused(
+    store: RedisStore, prefix: str, kind: str, garbage: str
+) -> None:
+    tag = f"{prefix}tag"
+    await store.invalidate([tag])  # a counter to fence
+    fence = await store.fence([tag])
+    await spoil(store, tag, kind, garbage)  # what it indexed is lost: as good as invalidated
+
+    assert await store.set(f"{prefix}k", b"v", 60, [tag], fence) is False
+    assert await store.get(f"{prefix}k") is None
+
+
+@pytest.mark.parametrize("garbage", GARBAGE)
+async def test_a_set_fenced_over_a_garbage_counter_is_refused(
+    store: RedisStore, prefix: str, garbage: str
+) -> None:
+    tag = f"{prefix}tag"
+    await spoil(store, tag, "generation", garbage)
+    fence = await store.fence([tag])
+
+    assert await store.set(f"{prefix}k", b"v", 60, [tag], fence) is False
+    assert await store.get(f"{prefix}k") is None
+
+
+@pytest.mark.parametrize(("kind", "garbage"), SPOILED)
+async def test_an_unfenced_set_over_garbage_is_stored_where_the_next_invalidation_finds_it(
+    store: RedisStore, prefix: str, kind: str, garbage: str
+) -> None:
+    tag = f"{prefix}tag"
+    await spoil(store, tag, kind, garbage)
+
+    assert await store.set(f"{prefix}k", b"v", 60, [tag]) is True
+    assert await store.invalidate([tag]) == 1
+    assert await store.get(f"{prefix}k") is None
+
+
+@pytest.mark.parametrize(("kind", "garbage"), SPOILED)
+async def test_a_write_route_invalidates_over_garbage_and_the_cache_keeps_hitting(
+    store: RedisStore, prefix: str, kind: str, garbage: str
+) -> None:
+    store._breaker.threshold = 1  # one failure would open it
+    cache = Cache(store, prefix=prefix.rstrip(":"))
+    calls = Calls()
+    app = FastAPI()
+    app.add_middleware(CacheMiddleware, cache=cache)
+
+    @app.get("/item")
+    @cached(ttl=60, tags=["items"])
+    async def item() -> dict[str, int]:
+        calls["item"] += 1
+        return {"version": calls["item"]}
+
+    @app.post("/item")
+    @invalidates("items")
+    async def write() -> dict[str, bool]:
+        return {"ok": True}
+
+    async with client_for(app) as client:
+        assert (await client.get("/item")).headers["cache-status"] == STORED
+        await spoil(store, tag_key(cache.prefix, "items"), kind, garbage)
+        assert (await client.post("/item")).status_code == 200
+        after = await client.get("/item")
+        again = await client.get("/item")
+
+    assert after.json() == {"version": 2}
+    assert after.headers["cache-status"] == STORED
+    assert is_hit(again)
+    assert store._breaker.opened_at is None
 
 
 # -- clear --------------------------------------------------------------------------------
