@@ -62,7 +62,7 @@ class Leadership:
         if self._token is not None:
             try:
                 await self._store.release(self._lock, self._token)
-            except Exception as exc:  # the lock expires by itself
+            except Exception as exc:  # the store retries, or the lease runs out
                 logger.debug("asgi-cache: lock release failed: %s", exc)
 
 
