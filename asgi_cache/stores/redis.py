@@ -514,7 +514,12 @@ class RedisStore(Store):
 
         Only one request per process polls for a given lock (the others wait
         on it in-process), so this costs Redis a handful of cheap commands per
-        coalesced miss, not one per waiting request.
+        coalesced miss, not one per waiting request.  Raises ``StoreError`` as
+        soon as a poll fails in what looks like an outage (the breaker is
+        open, or no other call succeeded while the poll was in flight): the
+        holder is then likely unable to release the lock either, and waiting
+        on would only delay the request.  A poll that fails while other calls
+        succeed (a busy event loop) is retried.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -524,14 +529,13 @@ class RedisStore(Store):
             return bool(await self._client.exists(name))
 
         while True:
+            started = self._breaker.clock()
             try:
                 if not await self._guard("wait", call):
                     return
             except StoreError:
-                if self._breaker.opened_at is not None:
-                    raise  # an outage: waiting on would only delay the request
-                # One slow poll (a busy moment) is no reason to stop waiting
-                # and send every follower to the application at once.
+                if self._breaker.outage(started):
+                    raise
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return

@@ -590,3 +590,32 @@ async def test_a_release_that_failed_takes_effect_once_redis_answers_again(
     finally:
         await watcher.aclose()
         await store.aclose()
+
+
+async def test_waiting_for_a_lock_stops_at_the_first_poll_that_fails_in_a_stall(
+    server: RedisServer,
+) -> None:
+    holder = RedisStore.from_url(server.url, timeout=0.05)
+    waiter = RedisStore.from_url(server.url, timeout=0.05)
+    blocker = redis.asyncio.Redis.from_url(server.url)
+    stalled_at = 0.0
+    try:
+        assert await holder.acquire("lock", "a", 10)
+        async with anyio.create_task_group() as group:
+
+            async def stall() -> None:
+                nonlocal stalled_at
+                await anyio.sleep(0.3)  # the waiter polls at its slowest pace by then
+                stalled_at = time.monotonic()
+                await blocker.execute_command("DEBUG", "SLEEP", "1.5")
+
+            group.start_soon(stall)
+            with pytest.raises(StoreError):
+                await waiter.wait_released("lock", 10)
+            waited = time.monotonic() - stalled_at
+        print(f"\nwaiting for a lock stopped {waited:.3f} s into a stall (timeout 0.05 s)")
+        assert waited < 0.3  # one poll's timeout and one backoff step, not a breaker's worth
+    finally:
+        await blocker.aclose()
+        await waiter.aclose()
+        await holder.aclose()
