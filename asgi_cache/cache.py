@@ -256,10 +256,9 @@ class Cache:
         """Forget ``fn``'s memoized results: all of them, or only those of
         ``fn(*args, **kwargs)`` when arguments are given; return how many.
 
-        Forgetting all of them is a tag invalidation, so a call computing
-        meanwhile cannot store its (possibly stale) result afterwards; forgetting
-        one argument set deletes one key, which a call already computing that
-        result may fill again.  Arguments follow the same keying rules as calls.
+        Either is a tag invalidation (every result also carries a tag of its
+        own), so a call computing meanwhile cannot store its (possibly stale)
+        result afterwards.  Arguments follow the same keying rules as calls.
         """
         return await self._memoizer().delete_memoized(fn, *args, **kwargs)
 

@@ -3,11 +3,35 @@
 When a hot entry is missing, a thousand concurrent requests must not all reach
 the database.  Within a process, followers wait on the leader's :class:`Flight`
 and are handed its result directly (even when the store is failing); across
-processes, the leader holds a short-lived store lock (``SET NX PX`` on Redis)
-and one follower per process polls for its release, then followers re-read the
-store.  Without a result (a private or failed response) each follower goes to
-the application itself.  Waiting is bounded, so a leader that crashed or hangs
-blocks nobody for long.
+processes, the leader holds a store lock (``SET NX PX`` on Redis) and one
+follower per process polls for its release, then followers re-read the store.
+Without a result (a private or failed response) each follower goes to the
+application itself.  Waiting is bounded by ``coalesce_wait``.
+
+A lock must never keep requests waiting for a leader that can no longer
+release it, so the store side of it is built for failure:
+
+* The lock is *leased*: the store sets it for a short lease and renews it
+  while the leader computes, up to ``coalesce_wait`` (Redis: one ``PEXPIRE``
+  through a compare-token script every third of a one-second lease).  A leader
+  whose process died, or that lost the store, stops renewing, so its followers
+  elsewhere are free within the lease, not after the whole ``coalesce_wait``.
+  A long fixed expiry would block them for its full length; a short fixed one
+  would let a slow leader lose the lock and the work be done twice.
+* The release is attempted even when the store's circuit breaker is open (one
+  try, bounded by the store's timeout), and retried in the background while the
+  lock would live: the breaker protects requests from a dead store, but the
+  release is what frees everybody else, and a store that just failed one call
+  often answers the next.
+* A follower stops waiting as soon as its own poll fails in what looks like an
+  outage, and then leads its process's followers itself, without a lock: a
+  dead or stalled store costs it one store timeout, and its process still
+  computes once.
+
+Lock traffic stays small: per coalesced miss the leader sends one ``SET`` and
+one release script (plus one renewal per third of a lease beyond the first,
+for computations that long), and each other process one ``SET`` and a few
+``EXISTS`` polls with backoff, however many requests wait.
 """
 
 from __future__ import annotations
@@ -62,7 +86,7 @@ class Leadership:
         if self._token is not None:
             try:
                 await self._store.release(self._lock, self._token)
-            except Exception as exc:  # the lock expires by itself
+            except Exception as exc:  # the store retries, or the lease runs out
                 logger.debug("asgi-cache: lock release failed: %s", exc)
 
 
@@ -78,7 +102,11 @@ class Coalescer:
 
     async def join(self, store: Store, key: str, wait: float) -> Leadership | Flight:
         """Lead the computation of ``key``, or wait (at most ``wait`` seconds)
-        for the current leader and return its :class:`Flight`."""
+        for the current leader and return its :class:`Flight`.
+
+        A request waiting for another process's leader becomes this process's
+        leader, without a lock, when the store fails while it waits.
+        """
         flight = self._flights.get(key)
         if flight is not None:
             with anyio.move_on_after(wait):
@@ -93,9 +121,14 @@ class Coalescer:
         try:
             await store.wait_released(lock_key(key), wait)
         except Exception as exc:
+            # The store is failing: the leader elsewhere may never be seen to
+            # finish.  Lead this process's followers without a lock instead.
             logger.debug("asgi-cache: waiting for a lock failed: %s", exc)
-        finally:
+            return Leadership(self, store, key, None, flight)
+        except BaseException:
             self._finish(key, flight)
+            raise
+        self._finish(key, flight)
         return flight
 
     async def lead(self, store: Store, key: str, ttl: float) -> Leadership | None:

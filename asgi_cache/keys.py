@@ -8,6 +8,7 @@ share one store and ``clear`` removes one cache's keys only::
     {prefix}:tag:{tag}                              a tag (the store keeps its members)
     {prefix}:path:{path}                            the tag of a path's variants
     {prefix}:memo:{module}.{qualname}:{32 hex}      a memoized result (``:lock`` too)
+    {prefix}:memo:{module}.{qualname}:{32 hex}:call the tag of that one result
     {prefix}:data:{key}                             a value set with ``Cache.set``
 
 A page key is a digest over length-prefixed components (method class, root
@@ -35,6 +36,7 @@ __all__ = [
     "entry_key",
     "lock_key",
     "memo_call_key",
+    "memo_call_tag",
     "memo_key",
     "memo_tag",
     "namespace",
@@ -142,6 +144,16 @@ def memo_call_key(
     rather than on every call.
     """
     return f"{prefix}:memo:{name}:{argument_digest(name, signature, args, kwargs)}"
+
+
+def memo_call_tag(key: str) -> str:
+    """The tag only the memoized result stored under ``key`` carries: ``{key}:call``.
+
+    A store-level tag, like :func:`path_tag`: forgetting one argument set is
+    then an invalidation, which a call computing that result meanwhile cannot
+    outlive.
+    """
+    return f"{key}:call"
 
 
 def memo_tag(name: str) -> str:

@@ -33,6 +33,7 @@ __all__ = [
     "RedisCluster",
     "RedisServer",
     "RedisUnavailable",
+    "RedisUser",
     "free_cluster_port",
     "resp_command",
 ]
@@ -283,6 +284,36 @@ class RedisServer:
 
     def __repr__(self) -> str:
         return f"<RedisServer {self.host}:{self.port} running={self.running}>"
+
+
+class RedisUser:
+    """An ACL user of a test server, so that one client can be locked out while others go on.
+
+    :meth:`revoke` disables the user and closes its connections: its commands fail before
+    reaching Redis, as for a client cut off by a partition or a proxy restart, while clients of
+    other users carry on.  :meth:`restore` lets it connect again.
+    """
+
+    def __init__(self, server: RedisServer, name: str) -> None:
+        self.server = server
+        self.name = name
+        self._password = f"{name}-password"
+        self._acl("on", f">{self._password}", "~*", "&*", "+@all")
+
+    @property
+    def url(self) -> str:
+        server = self.server
+        return f"redis://{self.name}:{self._password}@{server.host}:{server.port}/0"
+
+    def _acl(self, *rules: str) -> None:
+        resp_command(self.server.host, self.server.port, "ACL", "SETUSER", self.name, *rules)
+
+    def revoke(self) -> None:
+        self._acl("off")
+        resp_command(self.server.host, self.server.port, "CLIENT", "KILL", "USER", self.name)
+
+    def restore(self) -> None:
+        self._acl("on")
 
 
 class RedisCluster:

@@ -295,6 +295,49 @@ async def test_delete_memoized_with_arguments_forgets_exactly_that_entry(
     assert calls == {"123": 2, "456": 1}
 
 
+async def test_delete_memoized_with_arguments_keeps_out_the_result_of_a_call_running_meanwhile(
+    make_cache: MakeCache,
+) -> None:
+    cache = make_cache()
+    computing = anyio.Event()
+    proceed = anyio.Event()
+    runs: list[int] = []
+
+    @cache.memoize()
+    async def load_product(pid: int) -> dict[str, int]:
+        runs.append(pid)
+        if len(runs) == 1:
+            computing.set()
+            await proceed.wait()  # reads the database before the write below
+        return {"pid": pid, "run": len(runs)}
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(load_product, 1)
+            await computing.wait()
+            assert await cache.delete_memoized(load_product, 1) == 0  # nothing stored yet
+            proceed.set()  # the first call returns its (stale) result, and must not store it
+        assert await load_product(1) == {"pid": 1, "run": 2}
+        assert await load_product(1) == {"pid": 1, "run": 2}
+
+
+async def test_delete_memoized_with_arguments_forgets_a_result_stored_without_its_own_tag(
+    make_cache: MakeCache,
+) -> None:
+    """As an earlier version stored them: under the function's tag only."""
+    cache = make_cache()
+
+    @cache.memoize()
+    async def compute_stats(user_id: int) -> int:
+        return user_id
+
+    key = memo_key(cache.prefix, compute_stats, 7)
+    assert await cache.store.set(key, b'{"v": 70}', 60, [f"{cache.prefix}:tag:memo:x"])
+    assert await compute_stats(7) == 70
+    assert await cache.delete_memoized(compute_stats, 7) == 1
+    assert await compute_stats(7) == 7
+
+
 async def test_invalidating_a_user_tag_drops_memoized_results(make_cache: MakeCache) -> None:
     cache = make_cache()
     calls = Calls()

@@ -46,10 +46,16 @@ class Breaker:
         self.trial = False
         return was_open
 
+    def outage(self, started_at: float) -> bool:
+        """Whether a call made at ``started_at`` that just failed looks like an
+        outage rather than this process being slow: the breaker is open, or no
+        call succeeded while it was in flight."""
+        return self.opened_at is not None or self.last_success <= started_at
+
     def failed(self, started_at: float) -> str | None:
         """Record a failure of a call made at ``started_at``; return
         ``"opened"``, ``"reopened"`` or ``None``."""
-        if self.opened_at is None and self.last_success > started_at:
+        if not self.outage(started_at):
             return None  # the store answered others meanwhile: not an outage
         self.failures += 1
         if self.opened_at is not None:

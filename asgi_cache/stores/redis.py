@@ -255,6 +255,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS: the lock.  ARGV: the holder's token, the new expiry (ms).
+_RENEW_SCRIPT = """\
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+#: A held lock lives this long unless its holder renews it (every third of
+#: it), so a holder that died or lost Redis frees the lock this soon,
+#: whatever ``ttl`` it asked for.
+_LOCK_LEASE = 1.0
+
 _SCRIPTS = {
     script: hashlib.sha1(script.encode()).hexdigest()
     for script in (_INDEX_SCRIPT, _INVALIDATE_SCRIPT)
@@ -366,6 +377,7 @@ class RedisStore(Store):
         self._new_client: Callable[[], Client] | None = None
         self._clients: dict[_Loop, Client] = {}
         self._given_taken = False
+        self._locks: dict[tuple[str, str], _Held] = {}
 
     @classmethod
     def from_url(
@@ -629,28 +641,60 @@ class RedisStore(Store):
         return await self._guard("clear", call, per_round_trip=True)
 
     async def acquire(self, name: str, token: str, ttl: float) -> bool:
-        """``SET name token NX PX ttl``: one round trip, expiring by itself."""
+        """``SET name token NX PX lease``, renewed while held: one round trip.
+
+        The lock is set for a short lease (at most a second) and a background
+        task renews it every third of that, up to ``ttl`` after this call, until
+        :meth:`release`.  A holder that dies, hangs without its event loop, or
+        loses Redis stops renewing, and the lock frees itself within the lease
+        rather than after the whole ``ttl``.  A computation shorter than a third
+        of the lease costs no renewal at all.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        lease = min(ttl, _LOCK_LEASE)
 
         async def call() -> bool:
-            reply = await self._client.set(name, token, nx=True, px=max(1, int(ttl * 1000)))
-            return bool(reply)
+            return bool(await self._client.set(name, token, nx=True, px=_milliseconds(lease)))
 
-        return await self._guard("acquire", call)
+        if not await self._guard("acquire", call):
+            return False
+        held = self._locks[name, token] = _Held(started + ttl, started + lease)
+        held.task = asyncio.ensure_future(self._keep(name, token, held))
+        return True
 
     async def release(self, name: str, token: str) -> None:
-        """Delete ``name`` only if ``token`` still holds it (an atomic script)."""
+        """Delete ``name`` only if ``token`` still holds it (an atomic script).
 
-        async def call() -> None:
-            await self._client.eval(_RELEASE_SCRIPT, 1, name, token)
-
-        await self._guard("release", call)
+        Tried once, within ``timeout``, even while the circuit breaker is open:
+        the breaker spares requests a dead store, but a release is what frees
+        every other process's waiters, and the store may well answer (the
+        failures that opened the breaker may be over).  When that try fails,
+        the release is retried in the background until it succeeds or the
+        lock has expired by itself; this call still raises ``StoreError``.
+        """
+        held = self._locks.pop((name, token), None)
+        if held is not None and held.task is not None:
+            held.task.cancel()  # stop renewing
+        try:
+            await self._guard("release", lambda: self._unlock(name, token), force=True)
+        except StoreError:
+            if held is not None:
+                self._locks[name, token] = held
+                held.task = asyncio.ensure_future(self._release_later(name, token, held))
+            raise
 
     async def wait_released(self, name: str, timeout: float) -> None:
         """Poll ``EXISTS name`` with a backoff from 5 ms to 100 ms, at most ``timeout``.
 
         Only one request per process polls for a given lock (the others wait
         on it in-process), so this costs Redis a handful of cheap commands per
-        coalesced miss, not one per waiting request.
+        coalesced miss, not one per waiting request.  Raises ``StoreError`` as
+        soon as a poll fails in what looks like an outage (the breaker is
+        open, or no other call succeeded while the poll was in flight): the
+        holder is then likely unable to release the lock either, and waiting
+        on would only delay the request.  A poll that fails while other calls
+        succeed (a busy event loop) is retried.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -660,19 +704,76 @@ class RedisStore(Store):
             return bool(await self._client.exists(name))
 
         while True:
+            started = self._breaker.clock()
             try:
                 if not await self._guard("wait", call):
                     return
             except StoreError:
-                if self._breaker.opened_at is not None:
-                    raise  # an outage: waiting on would only delay the request
-                # One slow poll (a busy moment) is no reason to stop waiting
-                # and send every follower to the application at once.
+                if self._breaker.outage(started):
+                    raise
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, 0.1)
+
+    async def _unlock(self, name: str, token: str) -> None:
+        await self._client.eval(_RELEASE_SCRIPT, 1, name, token)
+
+    async def _keep(self, name: str, token: str, held: _Held) -> None:
+        """Renew the lock every third of its lease until ``held.deadline``;
+        stop when the lock turns out lost, and forget it once it expires."""
+        loop = asyncio.get_running_loop()
+        try:
+            while held.expires < held.deadline:
+                await asyncio.sleep(_LOCK_LEASE / 3)
+                now = loop.time()
+                if now >= held.expires:
+                    return  # renewals failed for a whole lease: the lock is gone
+                lease = min(_LOCK_LEASE, held.deadline - now)
+                if lease <= 0:
+                    break
+
+                async def call(lease: float = lease) -> bool:
+                    reply = await self._client.eval(
+                        _RENEW_SCRIPT, 1, name, token, _milliseconds(lease)
+                    )
+                    return bool(reply)
+
+                try:
+                    if not await self._guard("renew", call):
+                        return  # lost: expired meanwhile (a stall), maybe taken by another
+                except StoreError:
+                    continue  # the next renewal may still come in time
+                held.expires = now + lease
+            await asyncio.sleep(max(0.0, held.expires - loop.time()))
+        finally:
+            self._forget_lock(name, token, held)
+
+    def _forget_lock(self, name: str, token: str, held: _Held) -> None:
+        """Called by ``held``'s task as it ends: forget the lock unless another task took over."""
+        if self._locks.get((name, token)) is held and held.task is asyncio.current_task():
+            del self._locks[name, token]
+
+    async def _release_later(self, name: str, token: str, held: _Held) -> None:
+        """Retry a failed release, with a backoff from 50 ms to 200 ms, until it
+        succeeds or the lock would have expired by itself."""
+        loop = asyncio.get_running_loop()
+        delay = 0.05
+        try:
+            while True:
+                await asyncio.sleep(min(delay, max(0.0, held.expires - loop.time())))
+                if loop.time() >= held.expires:
+                    return
+                try:
+                    await self._guard("release", lambda: self._unlock(name, token), force=True)
+                except StoreError:
+                    delay = min(delay * 2, 0.2)
+                else:
+                    logger.debug("Redis store released %r after a failed attempt", name)
+                    return
+        finally:
+            self._forget_lock(name, token, held)
 
     async def detach(self) -> None:
         """Close the running loop's client, for a loop about to end.
@@ -698,8 +799,9 @@ class RedisStore(Store):
         one of a loop that is neither (idle, like a test runner's between two
         tests) stays until an ``aclose`` on that loop.
         """
-        for task in self._discovery.values():
-            if not task.done() and not task.get_loop().is_closed():
+        tasks = [*self._discovery.values(), *(held.task for held in self._locks.values())]
+        for task in tasks:  # discoveries, lock renewals and retried releases
+            if task is not None and not task.done() and not task.get_loop().is_closed():
                 task.get_loop().call_soon_threadsafe(task.cancel)
         self._discovery.clear()
         if not self._owns_client:
@@ -720,7 +822,12 @@ class RedisStore(Store):
     # -- helpers -------------------------------------------------------------
 
     async def _guard(
-        self, operation: str, call: Callable[[], Awaitable[T]], *, per_round_trip: bool = False
+        self,
+        operation: str,
+        call: Callable[[], Awaitable[T]],
+        *,
+        per_round_trip: bool = False,
+        force: bool = False,
     ) -> T:
         """Run ``call`` through the breaker, turning every failure into ``StoreError``.
 
@@ -728,10 +835,13 @@ class RedisStore(Store):
         ``RedisClusterException``, ``OSError`` and others on some failure paths,
         and a cache must never fail a request because its store did.  ``call``
         is bounded by ``timeout`` as a whole unless ``per_round_trip`` says it
-        bounds each of its round trips itself (with :meth:`_bounded`).
+        bounds each of its round trips itself (with :meth:`_bounded`).  With
+        ``force``, ``call`` runs even while the breaker is open; its failure
+        then does not push the breaker's cooldown back, its success closes it.
         """
         breaker = self._breaker
-        if not breaker.allow():
+        allowed = breaker.allow()
+        if not allowed and not force:
             raise StoreError(f"Redis {operation} skipped: the circuit breaker is open")
         started = breaker.clock()
         try:
@@ -748,12 +858,14 @@ class RedisStore(Store):
 
                 result = await _within(self._timeout, ready_then_call())
         except Exception as exc:
-            self._record_failure(operation, exc, started)
+            if allowed:
+                self._record_failure(operation, exc, started)
             if isinstance(exc, asyncio.TimeoutError):
                 raise StoreError(f"Redis {operation} took longer than {self._timeout:g}s") from exc
             raise StoreError(f"Redis {operation} failed: {_describe(exc)}") from exc
         except BaseException:
-            breaker.abandoned()
+            if allowed:
+                breaker.abandoned()
             raise
         if breaker.succeeded():
             logger.warning("Redis store recovered; circuit breaker closed")
@@ -930,6 +1042,23 @@ class RedisStore(Store):
             logger.debug(
                 "Redis store could not remove %r after a failed set: %s", key, _describe(exc)
             )
+
+
+class _Held:
+    """A lock this store holds: until when it may, until when Redis keeps it
+    without a renewal (both on the event loop's clock), and the task that
+    renews it or retries its release."""
+
+    __slots__ = ("deadline", "expires", "task")
+
+    def __init__(self, deadline: float, expires: float) -> None:
+        self.deadline = deadline
+        self.expires = expires
+        self.task: asyncio.Future[None] | None = None
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
 
 
 def _require_redis() -> None:

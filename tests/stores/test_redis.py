@@ -28,10 +28,11 @@ from redis.crc import key_slot
 from asgi_cache import Cache, CacheMiddleware, cached, invalidates
 from asgi_cache.keys import tag_key
 from asgi_cache.stores.base import StoreError
+from asgi_cache.stores.redis import _LOCK_LEASE as LOCK_LEASE
 from asgi_cache.stores.redis import RedisStore
 from tests.fixtures_redis import TEST_SERVER_ARGS
 from tests.helpers import STORED, Calls, client_for, is_hit
-from tests.redis_servers import RedisCluster, RedisServer, resp_command
+from tests.redis_servers import RedisCluster, RedisServer, RedisUser, resp_command
 
 pytestmark = pytest.mark.anyio
 
@@ -818,3 +819,91 @@ async def test_a_cluster_node_outage_fails_open_and_the_store_recovers() -> None
             assert await store.get("k") == b"again"
         finally:
             await store.aclose()
+
+
+# -- locks under faults ---------------------------------------------------------------------
+
+
+async def test_a_held_lock_is_renewed_beyond_its_lease_but_never_beyond_its_ttl(
+    store: RedisStore, prefix: str
+) -> None:
+    lock = f"{prefix}lock"
+    assert await store.acquire(lock, "a", LOCK_LEASE + 0.6)
+    await anyio.sleep(LOCK_LEASE + 0.2)  # past the first lease: the holder kept it
+    assert await store.acquire(lock, "b", 10) is False
+    await anyio.sleep(0.8)  # past the ttl asked for
+    assert await store.acquire(lock, "b", 10) is True
+    await store.release(lock, "b")
+
+
+async def test_a_release_is_tried_even_while_the_breaker_is_open(server: RedisServer) -> None:
+    clock = FakeClock()  # the cooldown never ends by itself
+    store = RedisStore.from_url(server.url, timeout=0.05, failure_threshold=2, clock=clock)
+    blocker = redis.asyncio.Redis.from_url(server.url)
+    try:
+        assert await store.acquire("lock", "a", 10)
+        async with anyio.create_task_group() as group:  # real failures open the breaker
+            group.start_soon(blocker.execute_command, "DEBUG", "SLEEP", "0.2")
+            await anyio.sleep(0.05)
+            for _ in range(2):
+                await elapsed(lambda: store.get("k"))
+        with pytest.raises(StoreError, match="circuit breaker is open"):
+            await store.get("k")
+        await store.release("lock", "a")  # Redis answers again: the release goes through
+        assert await blocker.exists("lock") == 0
+    finally:
+        await blocker.aclose()
+        await store.aclose()
+
+
+async def test_a_release_that_failed_takes_effect_once_redis_answers_again(
+    server: RedisServer,
+) -> None:
+    user = RedisUser(server, "leader")
+    store = RedisStore.from_url(user.url, timeout=0.05)
+    watcher = redis.asyncio.Redis.from_url(server.url)
+    try:
+        acquired = time.monotonic()
+        assert await store.acquire("lock", "a", 10)
+        user.revoke()  # the holder is cut off from Redis for a moment
+        with pytest.raises(StoreError):
+            await store.release("lock", "a")
+        user.restore()
+        while await watcher.exists("lock"):
+            assert time.monotonic() - acquired < 3, "the lock outlived its holder's failed release"
+            await anyio.sleep(0.01)
+        freed = time.monotonic() - acquired
+        print(f"\nlock freed {freed:.3f} s after its acquisition (its release failed)")
+        assert freed < LOCK_LEASE - 0.2  # by the retried release, before the lease runs out
+    finally:
+        await watcher.aclose()
+        await store.aclose()
+
+
+async def test_waiting_for_a_lock_stops_at_the_first_poll_that_fails_in_a_stall(
+    server: RedisServer,
+) -> None:
+    holder = RedisStore.from_url(server.url, timeout=0.05)
+    waiter = RedisStore.from_url(server.url, timeout=0.05)
+    blocker = redis.asyncio.Redis.from_url(server.url)
+    stalled_at = 0.0
+    try:
+        assert await holder.acquire("lock", "a", 10)
+        async with anyio.create_task_group() as group:
+
+            async def stall() -> None:
+                nonlocal stalled_at
+                await anyio.sleep(0.3)  # the waiter polls at its slowest pace by then
+                stalled_at = time.monotonic()
+                await blocker.execute_command("DEBUG", "SLEEP", "1.5")
+
+            group.start_soon(stall)
+            with pytest.raises(StoreError):
+                await waiter.wait_released("lock", 10)
+            waited = time.monotonic() - stalled_at
+        print(f"\nwaiting for a lock stopped {waited:.3f} s into a stall (timeout 0.05 s)")
+        assert waited < 0.3  # one poll's timeout and one backoff step, not a breaker's worth
+    finally:
+        await blocker.aclose()
+        await waiter.aclose()
+        await holder.aclose()
