@@ -25,8 +25,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from hashlib import blake2b
+from operator import itemgetter
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote, unquote_to_bytes
 
 from asgi_cache.arguments import argument_digest, function_name
 
@@ -48,32 +49,69 @@ _ABSENT = b"\xff\xff\xff\xff"  # length marker of a header the request does not 
 
 
 def canonical_query(query: bytes) -> bytes:
-    """The query string with parameters sorted by name, percent-encoding normalised.
+    """The query string as the application reads it, parameters sorted by name.
 
-    ``%41`` and ``A`` are the same character, ``+`` is a space like ``%20``
-    (as the application's own parser sees them); the relative order of
-    repeated names is kept (``?t=1&t=2`` differs from ``?t=2&t=1``), since an
-    application reading a list depends on it.  Raw bytes are read as Latin-1
-    before unquoting, like Starlette does, so a raw byte 0xFF and ``%FF`` (which
-    the application sees as different strings) get different keys; nothing
-    here can fail on non-UTF-8 input.
+    Parsed exactly as Starlette's ``QueryParams`` parses it (``urllib.parse.parse_qsl``
+    with blank values kept): the raw bytes read as Latin-1, pairs split on ``&`` only
+    (a ``;`` is an ordinary character), empty pairs dropped, a name without ``=`` an
+    empty value, ``+`` a space, and each run of escapes decoded as UTF-8 (RFC 3986
+    §2.1, §3.4).  Two requests get one key exactly when the application sees the same
+    values under each name in the same order: ``%41`` is ``A``, ``+`` is ``%20``, a
+    raw byte 0xFF (``ÿ``) is not ``%FF`` (U+FFFD), and ``?t=1&t=2`` is not
+    ``?t=2&t=1``.  The sort is by decoded name and stable, so names that decode alike
+    (``%FF`` and ``%FE``) keep their values in request order.
+
+    One exception: a name or value whose escapes are not valid UTF-8 is keyed by its
+    raw spelling too, so ``q=%FF`` and ``q=%FE`` keep apart although both read U+FFFD.
+    Nothing here can fail on any input.
     """
     if not query:
         return b""
-    pairs: list[tuple[bytes, bytes]] = []
-    for part in query.split(b"&"):
-        if not part:
-            continue
-        raw_name, _, raw_value = part.replace(b"+", b" ").decode("latin-1").partition("=")
-        pairs.append((unquote_to_bytes(raw_name), unquote_to_bytes(raw_value)))
-    pairs.sort(key=lambda pair: pair[0])
-    out = bytearray()
-    for name, value in pairs:
-        out += len(name).to_bytes(4, "big")
-        out += name
-        out += len(value).to_bytes(4, "big")
-        out += value
-    return bytes(out)
+    pairs: list[tuple[str, str, str]] = []  # (decoded name, keyed name, keyed value)
+    for part in query.decode("latin-1").split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            if "%" in part or "+" in part:
+                name, keyed = _decoded(name)
+                pairs.append((name, keyed, _decoded(value)[1]))
+            else:
+                pairs.append((name, name, value))
+    pairs.sort(key=_decoded_name)
+    out: list[bytes] = []
+    append = out.append
+    for _, name, value in pairs:
+        encoded = name.encode("utf-8", "surrogatepass")
+        append(len(encoded).to_bytes(4, "big"))
+        append(encoded)
+        encoded = value.encode("utf-8", "surrogatepass")
+        append(len(encoded).to_bytes(4, "big"))
+        append(encoded)
+    return b"".join(out)
+
+
+_decoded_name = itemgetter(0)
+
+
+#: Joins a decoded text to its raw spelling; a lone surrogate, which no decoded text holds.
+_RAW = "\udc80"
+
+
+def _decoded(raw: str) -> tuple[str, str]:
+    """``raw`` as ``urllib.parse.unquote_plus`` reads it, and as it is keyed."""
+    if "+" in raw:
+        raw = raw.replace("+", " ")
+    if "%" not in raw:
+        return raw, raw
+    if raw.isascii():  # one run of escapes: decode it without unquote's splitting
+        data = unquote_to_bytes(raw)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("utf-8", "replace")
+            return text, text + _RAW + raw
+        return text, text
+    text = unquote(raw)
+    return text, (text + _RAW + raw if "\ufffd" in text else text)
 
 
 def entry_key(

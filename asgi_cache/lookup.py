@@ -57,9 +57,18 @@ class Lookup:
         self.fwd = fwd  #: why a response computed for it went to the application
 
     def tags(self, prefix: str) -> list[str]:
-        """The store tags of the entry: the route's own tags and its path's."""
-        tags = [tag_key(prefix, tag) for tag in self.route.tags(self.route_path)]
-        tags.append(path_tag(prefix, self.route_path))
+        """The store tags of the entry: the route's own tags and its path's.
+
+        The path's tag is its canonical path's, which every alias of the path
+        carries and a write of any of them invalidates; an alias carries its
+        own path's tag too, for ``Cache.invalidate_path`` of that very spelling.
+        """
+        route_path = self.route_path
+        tags = [tag_key(prefix, tag) for tag in self.route.tags(route_path)]
+        canonical = self.route.canonical_path(route_path)
+        tags.append(path_tag(prefix, canonical))
+        if canonical != route_path:
+            tags.append(path_tag(prefix, route_path))
         return tags
 
 

@@ -270,7 +270,7 @@ class CacheMiddleware:
         route_path = _route_path(scope)
         route = table.for_write(scope["method"], route_path)
         tags = [] if route is None else [tag_key(cache.prefix, t) for t in route.tags(route_path)]
-        tags.append(path_tag(cache.prefix, route_path))
+        tags += [path_tag(cache.prefix, p) for p in table.canonical_paths(route_path, route)]
 
         failed = False
 

@@ -23,11 +23,17 @@ but a :class:`CacheConfigError` naming a misused marker.
 from __future__ import annotations
 
 import logging
+import math
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from functools import partial
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
+from starlette.convertors import Convertor, PathConvertor, StringConvertor
 from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute, compile_path
 
 from asgi_cache.checks import tag_fields
@@ -84,6 +90,9 @@ class _Prefix:
     path: str = ""  # the joined path, for labels
     pattern: str = ""  # the joined regex, without anchors
     names: tuple[str, ...] = ()  # parameter names of every level, repeats included
+    convertors: tuple[Convertor[Any], ...] = ()  # the convertor of each name
+    # The path below the innermost mount: FastAPI reads a route's parameters from it.
+    mounted: str = ""
 
     def join(self, path: str) -> _Prefix:
         """One level deeper; raises if Starlette could not route ``path`` this way."""
@@ -92,8 +101,13 @@ class _Prefix:
         if not path.startswith("/"):  # compile_path would take it for a host name
             raise ValueError(f"a routed path must start with '/': {path!r}")
         regex, _, convertors = compile_path(path)
-        pattern = self.pattern + regex.pattern[1:-1]
-        return _Prefix(self.path + path, pattern, (*self.names, *convertors))
+        return _Prefix(
+            self.path + path,
+            self.pattern + regex.pattern[1:-1],
+            (*self.names, *convertors),
+            (*self.convertors, *convertors.values()),
+            self.mounted + path,
+        )
 
 
 @dataclass(slots=True)
@@ -101,6 +115,8 @@ class _Flat:
     prefix: _Prefix
     methods: frozenset[str] | None  # None: any method (an opaque app)
     endpoint: Any  # None for opaque apps
+    api_route: Any = None  # a FastAPI route
+    api_prefix: str = ""  # its routers' prefixes, below the innermost mount
     path: str = field(init=False)
     regex: re.Pattern[str] = field(init=False)
     params: tuple[str, ...] = field(init=False)  # the names a tag may use
@@ -121,7 +137,9 @@ class _Flat:
 def _claim(prefix: _Prefix) -> _Flat:
     """A route that may answer any path below ``prefix`` (an opaque app)."""
     below = prefix.pattern + ("/(?P<path>.*)" if prefix.pattern else "(?P<path>.*)")
-    return _Flat(_Prefix(prefix.path + "/{path:path}", below, (*prefix.names, "path")), None, None)
+    names = (*prefix.names, "path")
+    convertors = (*prefix.convertors, PathConvertor())
+    return _Flat(_Prefix(prefix.path + "/{path:path}", below, names, convertors), None, None)
 
 
 def _label(method: str, flat: _Flat) -> str:
@@ -147,18 +165,53 @@ def _fill_tags(flat: _Flat, templates: Sequence[str], label: str) -> tuple[str, 
     return tuple(templates)
 
 
+#: A parameter's text in the path -> the canonical text of the value the application sees.
+_Canon = Callable[[str], str]
+
+
 @dataclass(slots=True)
 class _Tagged:
     regex: re.Pattern[str]
     tag_templates: tuple[str, ...]
+    # The parameters whose value the application sees apart from their text, in path order.
+    canons: dict[str, _Canon]
 
     def tags(self, path: str) -> list[str]:
-        """The route's tag templates filled from ``path``'s parameters."""
+        """The route's tag templates filled from ``path``'s parameters, as the
+        application sees them: ``/products/01`` fills ``{pid}`` of an ``int``
+        parameter with ``1``, as ``/products/1`` does, so both are invalidated."""
         if not self.tag_templates:
             return []
         match = self.regex.match(path)
         params = match.groupdict() if match else {}
+        for name, canon in self.canons.items():
+            text = params.get(name)
+            if text is not None:
+                params[name] = canon(text)
         return [template.format_map(params) for template in self.tag_templates]
+
+    def canonical_path(self, path: str) -> str:
+        """``path`` with each parameter spelled as the canonical text of its value.
+
+        Every spelling the route reads as the same values (``/products/01``,
+        ``/products/+1`` for an ``int``) gives one path, whose tag all of their
+        stored variants carry and a write of any of them invalidates.
+        """
+        if not self.canons:
+            return path
+        match = self.regex.match(path)
+        if match is None:
+            return path
+        pieces: list[str] = []
+        end = 0
+        for name, canon in self.canons.items():
+            start, stop = match.span(name)
+            if start >= end:
+                pieces.append(path[end:start])
+                pieces.append(canon(path[start:stop]))
+                end = stop
+        pieces.append(path[end:])
+        return "".join(pieces)
 
 
 @dataclass(slots=True)
@@ -187,7 +240,7 @@ class ReadRoute(_Tagged):
 
 @dataclass(slots=True)
 class WriteRoute(_Tagged):
-    """A route answering an unsafe method, with its ``@invalidates`` tags."""
+    """A route answering an unsafe method, with its ``@invalidates`` tags (if any)."""
 
     label: str
 
@@ -205,7 +258,7 @@ class RouteTable:
         writes: list[dict[str, WriteRoute]],
     ) -> None:
         self._flats = flats
-        self._writes = writes  # per flat route: method -> its @invalidates route
+        self._writes = writes  # per flat route: method -> its write route
         readable = [flat for flat in flats if flat.methods is None or "GET" in flat.methods]
         dynamic = [i for i, flat in enumerate(readable) if flat.regex.groups]
         # Static paths: resolved now against the whole table, in order; other
@@ -239,7 +292,7 @@ class RouteTable:
         return route
 
     def for_write(self, method: str, path: str) -> WriteRoute | None:
-        """The ``@invalidates`` route an unsafe ``method`` on ``path`` reaches.
+        """The route an unsafe ``method`` on ``path`` reaches, marked or not.
 
         A linear scan in router order: writes are rare next to reads."""
         for flat, writes in zip(self._flats, self._writes, strict=True):
@@ -248,6 +301,24 @@ class RouteTable:
             if flat.regex.match(path):
                 return writes.get(method)
         return None
+
+    def canonical_paths(self, path: str, write: WriteRoute | None) -> list[str]:
+        """The canonical paths whose tags a write of ``path`` (reaching ``write``)
+        invalidates, which every stored alias of its resource carries.
+
+        Spelled as the ``@cached`` route a GET of ``path`` reaches reads it (its
+        entries carry that tag, whatever the write's route declares), and as the
+        write's own route reads it where that differs: ``PUT /products/+1`` with
+        ``pid: int`` writes product 1, which ``GET /products/{pid:int}`` shows at
+        ``/products/1`` but does not route at ``/products/+1``.
+        """
+        read = self.for_read(path)
+        paths = [path if read is None else read.canonical_path(path)]
+        if write is not None:
+            own = write.canonical_path(path)
+            if own != paths[0]:
+                paths.append(own)
+        return paths
 
 
 def _alternation(flats: list[_Flat]) -> re.Pattern[str] | None:
@@ -274,12 +345,119 @@ def _index(match: re.Match[str]) -> int:
     return int(name[1:])
 
 
-def _write_route(flat: _Flat, method: str, rule: InvalidationRule) -> WriteRoute:
+def _write_route(
+    flat: _Flat, method: str, rule: InvalidationRule | None, canons: dict[str, _Canon]
+) -> WriteRoute:
     label = _label(method, flat)
-    return WriteRoute(flat.regex, _fill_tags(flat, rule.tags, label), label)
+    tags = () if rule is None else _fill_tags(flat, rule.tags, label)
+    return WriteRoute(flat.regex, tags, canons, label)
 
 
-def _read_route(flat: _Flat, rule: CacheRule, cache: Cache, compressed: bool) -> ReadRoute:
+def _canons(flat: _Flat) -> dict[str, _Canon]:
+    """How ``flat`` turns each parameter's text into the value its endpoint sees.
+
+    A Starlette convertor converts (``{pid:int}``: ``01`` is ``1``); a FastAPI
+    endpoint validates the text with its signature (``pid: int``, wrapped in
+    ``Annotated`` or ``Path`` or not) after the convertor.  FastAPI is only
+    consulted for its own routes, so it is imported by then.
+    """
+    fields = {} if flat.api_route is None else _fastapi_fields(flat)
+    canons: dict[str, _Canon] = {}
+    for name, convertor in zip(flat.prefix.names, flat.prefix.convertors, strict=True):
+        if name in flat.repeated:
+            continue
+        found = fields.get(name)
+        if found is not None:
+            canons[name] = partial(_validated, convertor, found)
+        elif not isinstance(convertor, (StringConvertor, PathConvertor)):
+            canons[name] = partial(_converted, convertor)
+    return canons
+
+
+def _fastapi_fields(flat: _Flat) -> dict[str, Any]:
+    """The FastAPI fields validating each path parameter of ``flat``'s route, by name.
+
+    The route's own, unless a router prefix adds parameters: then built as
+    FastAPI builds them for the whole path.  The endpoint's parameters come
+    before those of its dependencies.  Unreadable, the parameters keep their text.
+    """
+    fields: dict[str, Any] = {}
+    route = flat.api_route
+    try:
+        dependant = route.dependant
+        if "{" in flat.api_prefix:
+            from fastapi.dependencies.utils import get_dependant
+
+            path = compile_path(flat.api_prefix + route.path)[1]
+            dependant = get_dependant(path=path, call=route.endpoint)
+        dependants = [dependant]
+        while dependants:
+            dependant = dependants.pop(0)
+            for found in dependant.path_params:
+                fields.setdefault(found.alias, found)
+            dependants[:0] = dependant.dependencies
+    except Exception as exc:
+        logger.warning(
+            "asgi-cache: cannot read the path parameter types of %s (%s); "
+            "its tags and path tag use the parameters' text",
+            _label("", flat).lstrip(),
+            exc,
+        )
+        return {}
+    return fields
+
+
+def _converted(convertor: Convertor[Any], text: str) -> str:
+    """What ``url_path_for`` writes for the value the convertor reads in ``text``."""
+    try:
+        return str(convertor.to_string(convertor.convert(text)))
+    except Exception:  # a custom convertor failing: the router fails the request too
+        return text
+
+
+def _validated(convertor: Convertor[Any], field: Any, text: str) -> str:
+    """The canonical text of the value a FastAPI endpoint receives for ``text``.
+
+    Text that does not validate stays as it is: the application answers 422
+    to it, which is neither stored nor invalidates.
+    """
+    try:
+        value, errors = field.validate(convertor.convert(text), {}, loc=("path", field.alias))
+    except Exception:
+        return text
+    if errors:
+        return text
+    canonical = _value_text(value)
+    return text if canonical is None else canonical
+
+
+def _value_text(value: object) -> str | None:
+    """A path parameter's value as text, the same for equal values of one type.
+
+    ``int``, ``float`` and ``UUID`` as Starlette's convertors write them in a URL
+    (so ``{x:float}`` and ``x: float`` agree), ``str`` as is, ``bool`` as
+    ``true`` / ``false``, an ``Enum`` member as its value; ``None`` for other types.
+    """
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return repr(value)
+        return ("%0.20f" % (value + 0.0)).rstrip("0").rstrip(".")  # + 0.0: no "-0"
+    if isinstance(value, UUID):
+        return str(value)
+    return None
+
+
+def _read_route(
+    flat: _Flat, rule: CacheRule, canons: dict[str, _Canon], cache: Cache, compressed: bool
+) -> ReadRoute:
     label = _label("GET", flat)
     names = set(cache.vary) | set(rule.vary)
     key_codings = compressed or "accept-encoding" in names
@@ -290,6 +468,7 @@ def _read_route(flat: _Flat, rule: CacheRule, cache: Cache, compressed: bool) ->
     return ReadRoute(
         regex=flat.regex,
         tag_templates=_fill_tags(flat, rule.tags, label),
+        canons=canons,
         label=label,
         rule=rule,
         key_headers=key_headers,
@@ -345,11 +524,15 @@ def _flatten(routes: Sequence[BaseRoute], prefix: _Prefix) -> Iterator[_Flat]:
 def _flatten_one(route: BaseRoute, prefix: _Prefix) -> Iterator[_Flat]:
     if isinstance(route, Route):
         methods = None if route.methods is None else frozenset(route.methods)
-        yield _Flat(prefix.join(route.path), methods, route.endpoint)
+        flat = _Flat(prefix.join(route.path), methods, route.endpoint)
+        fastapi = sys.modules.get("fastapi.routing")  # imported if any route is FastAPI's
+        if fastapi is not None and isinstance(route, fastapi.APIRoute):
+            flat.api_route, flat.api_prefix = route, prefix.mounted
+        yield flat
     elif isinstance(route, WebSocketRoute):
         return
     elif isinstance(route, Mount):
-        mounted = prefix.join(route.path)
+        mounted = replace(prefix.join(route.path), mounted="")
         children = route.routes  # the mounted app's, when it has any
         if children and isinstance(children, Sequence):
             yield from _flatten(children, mounted)
@@ -400,14 +583,27 @@ def compile_routes(
     writes: list[dict[str, WriteRoute]] = []
     for flat in flats:
         found: dict[str, WriteRoute] = {}
+        rule = None
+        canons: dict[str, _Canon] = {}
         if flat.endpoint is not None:
-            for method in sorted(UNSAFE_METHODS if flat.methods is None else flat.methods):
-                invalidation = invalidation_rule(flat.endpoint, method)
-                if invalidation is not None:
-                    found[method] = _write_route(flat, method, invalidation)
+            if flat.methods is None or "GET" in flat.methods:
+                rule = cache_rule(flat.endpoint, "GET")
+            # Every unsafe method gets a write route, marked or not (its path's aliases).
+            invalidations = {
+                method: invalidation_rule(flat.endpoint, method)
+                for method in sorted(UNSAFE_METHODS if flat.methods is None else flat.methods)
+            }
+            invalidations = {
+                method: invalidation
+                for method, invalidation in invalidations.items()
+                if invalidation is not None or method in UNSAFE_METHODS
+            }
+            if rule is not None or invalidations:
+                canons = _canons(flat)
+            for method, invalidation in invalidations.items():
+                found[method] = _write_route(flat, method, invalidation, canons)
         writes.append(found)
         if flat.methods is None or "GET" in flat.methods:
-            rule = cache_rule(flat.endpoint, "GET") if flat.endpoint else None
             if rule is not None and flat.repeated:
                 logger.warning(
                     "asgi-cache: route %s names path parameter %s at more than one level; "
@@ -416,5 +612,6 @@ def compile_routes(
                     ", ".join(sorted(flat.repeated)),
                 )
                 rule = None
-            reads.append(None if rule is None else _read_route(flat, rule, cache, compressed))
+            read = None if rule is None else _read_route(flat, rule, canons, cache, compressed)
+            reads.append(read)
     return RouteTable(flats, reads, writes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -131,6 +133,17 @@ async def test_different_query_values_are_different_entries(make_cache: MakeCach
         one = await client.get("/items?q=1")
         two = await client.get("/items?q=2")
     assert one.json()["query"] != two.json()["query"]
+    assert calls["items"] == 2
+
+
+async def test_names_read_alike_with_values_in_another_order_are_different_entries(
+    make_cache: MakeCache,
+) -> None:
+    app, calls = build(make_cache())
+    await asgi_request(app, "/items", query_string=b"%FF=1&%FE=2")
+    second = await asgi_request(app, "/items", query_string=b"%FE=2&%FF=1")
+    assert not is_hit(second)
+    assert json.loads(second.body)["query"] == [["\ufffd", "2"], ["\ufffd", "1"]]
     assert calls["items"] == 2
 
 

@@ -4,9 +4,11 @@ layout of every other key (as the README's "Key layout" table shows it)."""
 from __future__ import annotations
 
 import inspect
+import random
 import re
 
 import pytest
+from starlette.datastructures import QueryParams
 
 from asgi_cache.keys import (
     canonical_query,
@@ -101,6 +103,25 @@ def test_a_raw_non_ascii_byte_is_keyed_apart_from_its_percent_escape(
     # Starlette decodes a raw byte as latin-1 but a %-escape as UTF-8: b"q=\xff" reads "ÿ" while
     # b"q=%FF" reads "\ufffd", so the two requests must not share a stored response.
     assert canonical_query(raw) != canonical_query(escaped)
+
+
+def test_names_that_decode_alike_keep_their_values_in_request_order() -> None:
+    # Both names read U+FFFD: the application sees ["1", "2"] against ["2", "1"].
+    assert canonical_query(b"%FF=1&%FE=2") != canonical_query(b"%FE=2&%FF=1")
+
+
+def test_a_raw_latin_1_byte_equals_the_utf_8_escape_of_its_character() -> None:
+    # Starlette reads raw b"\xe9" as Latin-1 and %C3%A9 as UTF-8: both are "é".
+    assert canonical_query(b"q=\xe9") == canonical_query(b"q=%C3%A9")
+
+
+def test_escapes_are_decoded_per_run_around_raw_bytes_as_starlette_does() -> None:
+    # "%C3" + raw b"\xa9" reads "\ufffd©" in Starlette, never "é" (C3 A9 joined).
+    assert canonical_query(b"q=%C3\xa9") != canonical_query(b"q=%C3%A9")
+
+
+def test_a_semicolon_is_part_of_a_value_not_a_separator() -> None:
+    assert canonical_query(b"a=1;b=2") != canonical_query(b"a=1&b=2")
 
 
 def test_a_100_kb_query_string_is_canonicalised() -> None:
@@ -291,3 +312,66 @@ def test_every_key_lives_in_its_cache_s_namespace(made: str) -> None:
 
 def test_a_longer_prefix_is_outside_the_namespace() -> None:
     assert not data_key("shop2", "greeting").startswith(namespace("shop"))
+
+
+# canonical_query against Starlette's own parsing, over generated query strings
+
+# Pieces with several spellings of one reading ("é" raw and escaped, "+" and "%20", "a" and
+# "%61"), invalid and overlong UTF-8, raw high bytes, and every separator Starlette might use.
+_PIECES = [
+    b"a", b"b", b"%61", b"%41", b"A", b"1", b"+", b"%20", b" ", b"%2B", b"%2b",
+    b"\xe9", b"%C3%A9", b"%c3%a9", b"%C3", b"%A9", b"\xc3", b"\xa9", b"\xff", b"%FF", b"%FE",
+    b"%C0%80", b"%E2%82", b"%ED%A0%80", b"%EF%BF%BD", b"%F4%90%80%80", b"%", b"%G1", b"%0",
+    b"=", b"=", b"&", b"&", b"&", b";", b"%26", b"%3D", b"%3B",
+]  # fmt: skip
+
+
+def _query(rng: random.Random) -> bytes:
+    return b"".join(rng.choice(_PIECES) for _ in range(rng.randrange(0, 9)))
+
+
+def _respelled(query: bytes, rng: random.Random) -> bytes:
+    """``query`` with its pairs shuffled and empty pairs added: often read alike, not always."""
+    parts = query.split(b"&")
+    rng.shuffle(parts)
+    if rng.random() < 0.5:
+        parts.insert(rng.randrange(len(parts) + 1), b"")
+    return b"&".join(parts)
+
+
+def _seen(query: bytes) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """What the application reads: each name's values, in order (Starlette's QueryParams)."""
+    params = QueryParams(query)
+    return tuple(sorted((name, tuple(params.getlist(name))) for name in params))
+
+
+def _has_replacement(seen: tuple[tuple[str, tuple[str, ...]], ...]) -> bool:
+    return any("\ufffd" in name or any("\ufffd" in v for v in values) for name, values in seen)
+
+
+def test_requests_read_differently_never_share_a_key() -> None:
+    rng = random.Random(9110)
+    seen_by_key: dict[bytes, set[tuple[tuple[str, tuple[str, ...]], ...]]] = {}
+    for _ in range(3000):
+        query = _query(rng)
+        for spelling in (query, _respelled(query, rng)):
+            seen_by_key.setdefault(canonical_query(spelling), set()).add(_seen(spelling))
+    assert {key: seen for key, seen in seen_by_key.items() if len(seen) > 1} == {}
+    assert len(seen_by_key) > 1000  # the generator reaches many different readings
+
+
+def test_requests_read_alike_share_one_key() -> None:
+    # Readings holding U+FFFD are left out: a name or value with invalid escapes is keyed by
+    # its raw spelling too (test_non_utf8_values_are_keyed_exactly).
+    rng = random.Random(3986)
+    keys_by_seen: dict[tuple[tuple[str, tuple[str, ...]], ...], set[bytes]] = {}
+    spellings = 0
+    for _ in range(3000):
+        query = _query(rng)
+        for spelling in (query, _respelled(query, rng)):
+            seen = _seen(spelling)
+            if not _has_replacement(seen):
+                keys_by_seen.setdefault(seen, set()).add(canonical_query(spelling))
+                spellings += 1
+    assert {seen: keys for seen, keys in keys_by_seen.items() if len(keys) > 1} == {}
+    assert spellings > 2 * len(keys_by_seen)  # most readings come in several spellings
