@@ -59,27 +59,25 @@ def canonical_query(query: bytes) -> bytes:
     values under each name in the same order: ``%41`` is ``A``, ``+`` is ``%20``, a
     raw byte 0xFF (``ÿ``) is not ``%FF`` (U+FFFD), and ``?t=1&t=2`` is not
     ``?t=2&t=1``.  The sort is by decoded name and stable, so names that decode alike
-    (``%FF`` and ``%FE``) keep their values in request order.
-
-    One exception: a name or value whose escapes are not valid UTF-8 is keyed by its
-    raw spelling too, so ``q=%FF`` and ``q=%FE`` keep apart although both read U+FFFD.
+    (``%FF`` and ``%FE``, both U+FFFD) keep their values in request order, and values
+    that decode alike share the key (``q=%FF`` and ``q=%FE``: the application cannot
+    tell them apart).
     Nothing here can fail on any input.
     """
     if not query:
         return b""
-    pairs: list[tuple[str, str, str]] = []  # (decoded name, keyed name, keyed value)
+    pairs: list[tuple[str, str]] = []
     for part in query.decode("latin-1").split("&"):
         if part:
             name, _, value = part.partition("=")
             if "%" in part or "+" in part:
-                name, keyed = _decoded(name)
-                pairs.append((name, keyed, _decoded(value)[1]))
+                pairs.append((_decoded(name), _decoded(value)))
             else:
-                pairs.append((name, name, value))
-    pairs.sort(key=_decoded_name)
+                pairs.append((name, value))
+    pairs.sort(key=_name)
     out: list[bytes] = []
     append = out.append
-    for _, name, value in pairs:
+    for name, value in pairs:
         encoded = name.encode("utf-8", "surrogatepass")
         append(len(encoded).to_bytes(4, "big"))
         append(encoded)
@@ -89,29 +87,18 @@ def canonical_query(query: bytes) -> bytes:
     return b"".join(out)
 
 
-_decoded_name = itemgetter(0)
+_name = itemgetter(0)
 
 
-#: Joins a decoded text to its raw spelling; a lone surrogate, which no decoded text holds.
-_RAW = "\udc80"
-
-
-def _decoded(raw: str) -> tuple[str, str]:
-    """``raw`` as ``urllib.parse.unquote_plus`` reads it, and as it is keyed."""
+def _decoded(raw: str) -> str:
+    """``raw`` as ``urllib.parse.unquote_plus`` reads it (invalid UTF-8 becomes U+FFFD)."""
     if "+" in raw:
         raw = raw.replace("+", " ")
     if "%" not in raw:
-        return raw, raw
+        return raw
     if raw.isascii():  # one run of escapes: decode it without unquote's splitting
-        data = unquote_to_bytes(raw)
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = data.decode("utf-8", "replace")
-            return text, text + _RAW + raw
-        return text, text
-    text = unquote(raw)
-    return text, (text + _RAW + raw if "\ufffd" in text else text)
+        return unquote_to_bytes(raw).decode("utf-8", "replace")
+    return unquote(raw)
 
 
 def entry_key(
