@@ -148,6 +148,9 @@ class Cache:
         #: The event loop the application serves on, once the middleware has
         #: started there: where :attr:`sync` runs calls made from other threads.
         self.home_loop: asyncio.AbstractEventLoop | None = None
+        #: A path's canonical spellings under the compiled routes (set by the
+        #: middleware; until then a path is its own).
+        self.canonical_paths: Callable[[str], list[str]] = _itself
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Cache:
@@ -175,9 +178,13 @@ class Cache:
     async def invalidate_path(self, path: str) -> int:
         """Remove every stored variant (query strings, headers) of ``path``.
 
-        ``path`` is the path the routes see (without the ``root_path``).
+        ``path`` is the path the routes see (without the ``root_path``).  Once
+        the middleware has compiled the routes, every spelling the route reads
+        as the same resource goes too (``/products/1`` removes ``/products/01``
+        for an ``int`` parameter), as after a write.
         """
-        return await self.invalidate_store_tags([path_tag(self.prefix, path)])
+        paths = dict.fromkeys([path, *self.canonical_paths(path)])
+        return await self.invalidate_store_tags([path_tag(self.prefix, p) for p in paths])
 
     async def clear(self) -> int:
         """Remove everything under this cache's prefix, and nothing else."""
@@ -305,6 +312,10 @@ class Cache:
         if memoizer is None:
             memoizer = self.__dict__["_memo"] = Memoizer(self)
         return memoizer
+
+
+def _itself(path: str) -> list[str]:
+    return [path]
 
 
 def get_cache(request: HTTPConnection) -> Cache:

@@ -128,8 +128,9 @@ class CacheMiddleware:
             routes, _ = find_routes(scope.get("app"))
         if routes is None:
             logger.warning("asgi-cache: no routing table found below the middleware")
-        self._table = compile_routes(routes or [], self.cache, compressed=compressed)
-        return self._table
+        table = self._table = compile_routes(routes or [], self.cache, compressed=compressed)
+        self.cache.canonical_paths = lambda path: table.canonical_paths(path, None)
+        return table
 
     async def _read(
         self, route: ReadRoute, route_path: str, scope: Scope, receive: Receive, send: Send

@@ -423,3 +423,16 @@ async def test_invalidate_path_of_an_alias_removes_that_spelling(make_cache: Mak
         await client.get("/products/01")
         assert await cache.invalidate_path("/products/01") == 1
         assert not is_hit(await client.get("/products/01"))
+
+
+async def test_invalidate_path_of_an_alias_removes_every_spelling_of_its_resource(
+    make_cache: MakeCache,
+) -> None:
+    cache = make_cache()
+    app = fastapi_products(cache, Calls())
+    async with client_for(app) as client:
+        for spelling in ["/products/1", *INT_ALIASES]:
+            await client.get(spelling)
+        assert await cache.invalidate_path("/products/01") == 1 + len(INT_ALIASES)
+        after = [await client.get(spelling) for spelling in ["/products/1", *INT_ALIASES]]
+    assert not any(is_hit(response) for response in after)
