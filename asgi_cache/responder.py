@@ -102,7 +102,7 @@ class Responder:
         self.stand_in = stand_in  # a stale entry waits to answer if the application fails
         self.tags: list[str] = []
         self.fence: Fence | None = None
-        self.persist = True  # False: the store failed; followers still get the entry
+        self.persist = True  # False: the store failed (Cache-Status says store-unavailable)
         self.timer: anyio.CancelScope | None = None  # cuts off a slow application
         self.held: Message | None = None  # the response start, until the first body
         self.start: Message = {}  # the response start as it will be stored
@@ -128,7 +128,7 @@ class Responder:
     async def _take_fence(self) -> None:
         """Fence the store on the entry's tags, so that an invalidation while the
         application computes prevents storing.  When the store cannot give a
-        fence, the response is not stored, but still handed to followers."""
+        fence, the response is neither stored nor handed to followers."""
         cache = self.cache
         self.tags = self.lookup.tags(cache.prefix)
         try:
@@ -276,7 +276,9 @@ class Responder:
             await self._not_storing("refused")
             return False
         if self.leadership is not None:
-            # Followers in this process get the entry itself, even when the
-            # store failed; a refused entry (see above) is never handed over.
-            await self.leadership.release(entry)
+            # Followers in this process get the entry itself once it is stored.
+            # Unstored (the store failed, or refused it), it may predate a write
+            # another process acknowledged meanwhile, which only the store's
+            # fence could have told: the followers go to the application.
+            await self.leadership.release(entry if stored else None)
         return stored

@@ -246,3 +246,28 @@ async def test_too_many_pending_tags_become_one_clear(server: RedisServer, cache
 def test_invalidation_failure_must_be_retry_or_fail() -> None:
     with pytest.raises(ValueError, match="invalidation_failure must be one of"):
         Cache(invalidation_failure="ignore")
+
+
+async def test_out_of_memory_no_process_serves_the_old_page_while_the_write_is_pending(
+    server: RedisServer, cache: Cache
+) -> None:
+    products = Products()
+    app, _ = build(cache, products)
+    other = new_cache(server)  # another worker, sharing the store, that wrote nothing
+    other_app, _ = build(other, products)
+    try:
+        async with client_for(app) as client, client_for(other_app) as other_client:
+            await client.get("/products/1")
+            assert is_hit(await other_client.get("/products/1"))
+            await fill_memory(server)  # the invalidation script is refused, reads still work
+            try:
+                await client.put("/products/1")
+                pending = cache.stats()["invalidations_pending"]
+                seen = await other_client.get("/products/1")
+            finally:
+                await free_memory(server)
+    finally:
+        await other.aclose()
+    assert pending == 2
+    assert seen.json()["version"] == 2
+    assert not is_hit(seen)

@@ -119,6 +119,7 @@ try:
     from redis.asyncio.cluster import RedisCluster as _RedisCluster
     from redis.crc import key_slot as _key_slot
     from redis.exceptions import NoScriptError as _NoScriptError
+    from redis.exceptions import OutOfMemoryError as _OutOfMemoryError
     from redis.exceptions import ResponseError as _ResponseError
 except ImportError:  # pragma: no cover - exercised only without the extra installed
     _redis = None  # type: ignore[assignment]
@@ -589,6 +590,7 @@ class RedisStore(Store):
             replies = await self._bounded(self._run_scripts(commands))
             pending: list[tuple[str, list[bytes]]] = []
             failures: list[Exception] = []
+            out_of_memory: list[str] = []
             for tag, reply in zip(unique, replies, strict=True):
                 try:
                     members: list[bytes] | set[bytes] = _expect(
@@ -596,10 +598,14 @@ class RedisStore(Store):
                     )
                 except Exception as exc:  # the other tags' entries must still go
                     failures.append(exc)
+                    if isinstance(reply, _OutOfMemoryError):
+                        out_of_memory.append(tag)
                 else:
                     if members:
                         pending.append((self.pending_key(tag), sorted(members)))
             removed = await self._remove_pending(pending)
+            if out_of_memory:
+                removed += await self._unlink_members(out_of_memory)
             if failures:
                 raise failures[0]
             return removed
@@ -1006,6 +1012,29 @@ class RedisStore(Store):
             for reply in await self._bounded(self._pipeline(srems)):
                 _expect(reply, int, "SREM pending")
         return removed
+
+    async def _unlink_members(self, tags: Sequence[str]) -> int:
+        """Unlink the entries of ``tags`` without writing anything else.
+
+        A Redis out of memory with ``noeviction`` refuses the invalidate script
+        (it writes) but still reads and deletes.  The generations cannot advance,
+        so the invalidation still fails and is retried, but every process stops
+        serving the old entries now rather than once memory is freed; no entry
+        can be stored meanwhile (``SET`` is refused too).
+        """
+        reads: list[tuple[Any, ...]] = []
+        for tag in tags:
+            reads.append(("SMEMBERS", self.tag_keys(tag)[0]))
+            reads.append(("SMEMBERS", self.pending_key(tag)))
+        members: set[bytes] = set()
+        for reply in await self._bounded(self._pipeline(reads)):
+            if isinstance(reply, (list, set)):  # a key of another type holds no members
+                members.update(member for member in reply if isinstance(member, bytes))
+        if not members:
+            return 0
+        unlinks = [("UNLINK", *batch) for batch in self._by_slot(sorted(members))]
+        replies = await self._bounded(self._pipeline(unlinks))
+        return sum(reply for reply in replies if isinstance(reply, int))
 
     def _by_slot(self, keys: list[bytes]) -> Iterable[list[bytes]]:
         """``keys`` in batches that a single command may carry (one slot each on a cluster)."""
