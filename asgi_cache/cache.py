@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import anyio
 from starlette.requests import HTTPConnection
 
 from asgi_cache.checks import (
@@ -33,6 +34,9 @@ from asgi_cache.sync import SyncCache
 __all__ = ["INVALIDATION_FAILURES", "Cache", "get_cache"]
 
 logger = logging.getLogger("asgi_cache")
+
+#: Seconds between two tries of an invalidation the store timed out on.
+_RETRY_PAUSE = 0.02
 
 #: What a write route's response becomes when its invalidation fails.
 INVALIDATION_FAILURES = ("retry", "fail")
@@ -86,6 +90,12 @@ class Cache:
         ``"fail"``: the same, but the client gets ``503`` with ``Retry-After``
         instead, so it knows the cache may still answer with the old data
         elsewhere for a moment.
+    :param invalidation_wait: how long an invalidation the store timed out on
+        is tried again before it is kept for later: a write's response waits
+        that long at most, so that a stall shorter than this (a slow command, a
+        busy moment) never lets another process serve the old page after the
+        write was answered.  A store that refuses or is unreachable is not
+        waited for.
     :param clock: wall-clock time in seconds; injectable for tests.
     """
 
@@ -106,6 +116,7 @@ class Cache:
         stale_if_error: float = 0.0,
         origin_timeout: float | None = None,
         invalidation_failure: str = "retry",
+        invalidation_wait: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(prefix, str) or not prefix:
@@ -116,6 +127,7 @@ class Cache:
                 f"got {invalidation_failure!r}"
             )
         self.invalidation_failure = invalidation_failure
+        self.invalidation_wait = float(invalidation_wait)
         checked_ttl = check_ttl("Cache", default_ttl, "default_ttl")
         if checked_ttl is None:  # what every other lifetime falls back on
             raise TypeError("Cache: default_ttl must be a number of seconds, got None")
@@ -131,6 +143,7 @@ class Cache:
             ("stale_while_revalidate", stale_while_revalidate),
             ("stale_if_error", stale_if_error),
             ("origin_timeout", 1.0 if origin_timeout is None else origin_timeout),
+            ("invalidation_wait", invalidation_wait),
         ):
             check_seconds("Cache", name, seconds)
         self.store: Store = store if store is not None else MemoryStore()
@@ -198,15 +211,29 @@ class Cache:
         """Invalidate store-level ``tags`` (from :mod:`asgi_cache.keys`): the one
         way every invalidation of this cache reaches its store.
 
-        Whatever is still pending from an earlier failure goes first.
+        Whatever is still pending from an earlier failure goes first.  A store
+        that timed out is asked again for up to :attr:`invalidation_wait`
+        seconds (a stalled Redis may still run it, but only a reply proves it
+        did), and a lost connection once at once; then the invalidation is kept.
         """
-        try:
-            if self.pending.waiting:
-                await self.pending.apply()
-            removed = await self.store.invalidate(tags)
-        except Exception as exc:
-            self.pending.keep(tags)
-            raise self._invalidation_failed(f"invalidation of {tags}", exc) from exc
+        give_up = time.monotonic() + self.invalidation_wait
+        reconnected = False
+        while True:
+            try:
+                if self.pending.waiting:
+                    await self.pending.apply()
+                removed = await self.store.invalidate(tags)
+                break
+            except Exception as exc:
+                cause = type(exc.__cause__).__name__
+                if cause == "TimeoutError" and time.monotonic() < give_up:
+                    await anyio.sleep(_RETRY_PAUSE)
+                    continue
+                if cause == "ConnectionError" and not reconnected:
+                    reconnected = True
+                    continue
+                self.pending.keep(tags)
+                raise self._invalidation_failed(f"invalidation of {tags}", exc) from exc
         self.counters.invalidations += removed
         logger.debug("asgi-cache: invalidated %s (%d entries)", tags, removed)
         return removed

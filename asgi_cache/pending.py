@@ -6,8 +6,9 @@ soon as the store answers, until their TTL.  So a :class:`~asgi_cache.Cache`
 keeps what it could not invalidate (the store tags, or "everything" for a failed
 ``clear``) and
 
-* retries it in the background, 50 ms after the failure and then with the
-  interval doubling up to 1 s, until the store takes it;
+* retries it in the background every 50 ms until the store takes it (a
+  store's circuit breaker does not hold an invalidation back: ``RedisStore``
+  tries it anyway, bounded by its timeout);
 * applies it before this process answers from the store again: while anything
   is pending, a request of a cached route first tries to apply it, and bypasses
   the cache while that fails (``Cache-Status: ...; detail=invalidation-pending``).
@@ -15,7 +16,7 @@ keeps what it could not invalidate (the store tags, or "everything" for a failed
 Other processes cannot know what this one failed to invalidate.  If the store
 was down for them too, they bypassed it as well; once it answers, they may
 serve an entry this process meant to remove until its next retry reaches the
-store: at most the retry interval (1 s) after the store is back.
+store: about the retry interval (50 ms) after the store is back.
 
 Bounded: past :attr:`PendingInvalidations.MAX_TAGS` tags, what is pending
 becomes one ``clear`` of the cache's prefix (more than it must remove, never
@@ -34,9 +35,8 @@ __all__ = ["InvalidationPending", "PendingInvalidations"]
 
 logger = logging.getLogger("asgi_cache")
 
-#: Seconds before the first retry, and the longest interval between two.
-FIRST_RETRY = 0.05
-LONGEST_RETRY = 1.0
+#: Seconds between two retries of what is pending.
+RETRY_INTERVAL = 0.05
 
 
 class InvalidationPending(StoreError):
@@ -129,11 +129,9 @@ class PendingInvalidations:
         self._retrying = loop.create_task(self._retry())
 
     async def _retry(self) -> None:
-        delay = FIRST_RETRY
         while self.waiting:
-            await asyncio.sleep(delay)
-            if not await self.try_apply():
-                delay = min(delay * 2, LONGEST_RETRY)
+            await asyncio.sleep(RETRY_INTERVAL)
+            await self.try_apply()
 
     async def aclose(self) -> None:
         """Stop retrying (what is pending is lost with the process, as the cache is)."""

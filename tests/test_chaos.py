@@ -15,7 +15,16 @@ import pytest
 from tests.chaos import Figures, run
 
 #: Faults after which no read may return a page older than an acknowledged write.
-FRESH_AFTER_WRITES = ["none", "client-kill", "garbage", "loop-stall"]
+FRESH_AFTER_WRITES = [
+    "none",
+    "sigkill",
+    "sigstop",
+    "client-kill",
+    "debug-sleep",
+    "oom",
+    "garbage",
+    "loop-stall",
+]
 
 
 def quick(fault: str) -> Figures:

@@ -42,6 +42,7 @@ def server() -> Iterator[RedisServer]:
 
 def new_cache(server: RedisServer, **kwargs: object) -> Cache:
     store = RedisStore.from_url(server.url, timeout=TIMEOUT, cooldown=COOLDOWN)
+    kwargs.setdefault("invalidation_wait", 0.1)  # these tests' stalls outlast it
     return Cache(store, prefix="consistency", **kwargs)  # type: ignore[arg-type]
 
 
@@ -271,3 +272,53 @@ async def test_out_of_memory_no_process_serves_the_old_page_while_the_write_is_p
     assert pending == 2
     assert seen.json()["version"] == 2
     assert not is_hit(seen)
+
+
+async def test_a_write_during_a_short_stall_is_answered_once_its_invalidation_is_done(
+    server: RedisServer,
+) -> None:
+    cache = new_cache(server, invalidation_wait=2.0)
+    products = Products()
+    app, _ = build(cache, products)
+    other = new_cache(server)  # another worker, sharing the store
+    other_app, _ = build(other, products)
+    blocker = redis.asyncio.Redis.from_url(server.url)
+    try:
+        async with client_for(app) as client, client_for(other_app) as other_client:
+            await client.get("/products/1")
+            assert is_hit(await other_client.get("/products/1"))
+            async with anyio.create_task_group() as group:
+                group.start_soon(blocker.execute_command, "DEBUG", "SLEEP", "0.4")
+                await anyio.sleep(0.05)  # Redis is asleep: the invalidation times out
+                started = anyio.current_time()
+                put = await client.put("/products/1")
+                waited = anyio.current_time() - started
+            seen = await other_client.get("/products/1")
+    finally:
+        await blocker.aclose()
+        await other.aclose()
+        await cache.aclose()
+    assert put.status_code == 200
+    assert waited > 0.2  # answered only once Redis had run the invalidation
+    assert cache.stats()["invalidations_pending"] == 0
+    assert seen.json()["version"] == 2
+    assert not is_hit(seen)
+
+
+async def test_a_store_that_refuses_is_not_waited_for(server: RedisServer) -> None:
+    cache = new_cache(server, invalidation_wait=5.0)
+    app, _ = build(cache, Products())
+    try:
+        async with client_for(app) as client:
+            await client.get("/products/1")
+            await fill_memory(server)
+            try:
+                started = anyio.current_time()
+                put = await client.put("/products/1")
+                waited = anyio.current_time() - started
+            finally:
+                await free_memory(server)
+    finally:
+        await cache.aclose()
+    assert put.status_code == 200
+    assert waited < 1.0

@@ -227,7 +227,9 @@ return 1
 """
 )
 
-# KEYS: member set, generation counter, pending set.  ARGV: generation TTL (ms).
+# KEYS: member set, generation counter, pending set.  ARGV: generation TTL (ms),
+# "1" to unlink the entries too (one Redis: they live on the same server).
+# Returns the pending members for the caller to unlink, or how many it unlinked.
 # The pending set keeps the TTL of whichever of the two sets lives longer, so it
 # outlives every entry moved into it; a set without expiry gets the counter's.
 _INVALIDATE_SCRIPT = (
@@ -247,7 +249,15 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   end
 end
 if redis.call('PTTL', KEYS[3]) == -1 then redis.call('PEXPIRE', KEYS[3], ARGV[1]) end
-return redis.call('SMEMBERS', KEYS[3])
+local members = redis.call('SMEMBERS', KEYS[3])
+if ARGV[2] ~= '1' then return members end
+-- One Redis: the entries are here too, so they go in this same atomic step.
+local removed = 0
+for first = 1, #members, 500 do
+  removed = removed + redis.call('UNLINK', unpack(members, first, math.min(first + 499, #members)))
+end
+redis.call('UNLINK', KEYS[3])
+return removed
 """
 )
 
@@ -581,17 +591,26 @@ class RedisStore(Store):
             return 0
         unique = list(dict.fromkeys(tags))
 
+        # On one Redis the script also unlinks the entries, so an invalidation that
+        # reached Redis is complete even if its caller stopped waiting for the reply;
+        # a cluster keeps entries on other nodes, which the client unlinks.
+        inline = "0" if self._cluster else "1"
+
         async def call() -> int:
             commands: list[_ScriptCall] = []
             for tag in unique:
                 members_key, generation_key = self.tag_keys(tag)
                 keys = (members_key, generation_key, self.pending_key(tag))
-                commands.append((_INVALIDATE_SCRIPT, keys, (_GENERATION_TTL_MS,)))
+                commands.append((_INVALIDATE_SCRIPT, keys, (_GENERATION_TTL_MS, inline)))
             replies = await self._bounded(self._run_scripts(commands))
             pending: list[tuple[str, list[bytes]]] = []
             failures: list[Exception] = []
             out_of_memory: list[str] = []
+            removed_inline = 0
             for tag, reply in zip(unique, replies, strict=True):
+                if isinstance(reply, int):  # one Redis: the script removed them itself
+                    removed_inline += reply
+                    continue
                 try:
                     members: list[bytes] | set[bytes] = _expect(
                         reply, (list, set), "invalidate script"
@@ -603,14 +622,16 @@ class RedisStore(Store):
                 else:
                     if members:
                         pending.append((self.pending_key(tag), sorted(members)))
-            removed = await self._remove_pending(pending)
+            removed = removed_inline + await self._remove_pending(pending)
             if out_of_memory:
                 removed += await self._unlink_members(out_of_memory)
             if failures:
                 raise failures[0]
             return removed
 
-        return await self._guard("invalidate", call, per_round_trip=True)
+        # Even with the breaker open: an invalidation is what stops every other
+        # process from serving the old entries, and it is rare (writes, retries).
+        return await self._guard("invalidate", call, per_round_trip=True, force=True)
 
     async def clear(self, prefix: str) -> int:
         """Remove every entry whose key starts with ``prefix``; return how many.

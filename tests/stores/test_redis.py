@@ -343,7 +343,9 @@ async def test_an_invalidation_timed_out_by_a_slow_redis_is_completed_by_the_nex
     finally:
         await blocker.aclose()
 
-    assert await retried(lambda: store.invalidate([tag])) == len(keys)
+    # One Redis: the script that ran after the call gave up removed them itself.
+    left = len(keys) if isinstance(store.client, ClusterClient) else 0
+    assert await retried(lambda: store.invalidate([tag])) == left
     assert await readable(store, keys) == []
 
 
@@ -354,7 +356,8 @@ async def test_an_invalidation_timed_out_by_a_busy_event_loop_is_completed_by_th
     keys = await tagged(store, prefix, tag)
     await cut_off_by_a_busy_event_loop(quick, tag)
 
-    assert await retried(lambda: store.invalidate([tag])) == len(keys)
+    left = len(keys) if isinstance(store.client, ClusterClient) else 0
+    assert await retried(lambda: store.invalidate([tag])) == left
     assert await readable(store, keys) == []
 
 
@@ -368,6 +371,9 @@ async def test_entries_left_by_cut_off_invalidations_stay_reachable_as_long_as_t
     assert await retried(lambda: store.set(longer, b"v", 300, [tag])) is True
     await cut_off_by_a_busy_event_loop(quick, tag)  # merges into what the first one left
 
+    if not isinstance(store.client, ClusterClient):  # one Redis: nothing is left pending
+        assert await readable(store, [*keys, longer]) == []
+        return
     pending_ttl = await retried(lambda: store.client.pttl(RedisStore.pending_key(tag)))
     assert pending_ttl >= await retried(lambda: store.client.pttl(longer)) > 200_000
     assert await retried(lambda: store.invalidate([tag])) == len(keys) + 1
