@@ -105,14 +105,19 @@ async def _none(target: Target, seconds: float) -> None:
     return None
 
 
-async def _sigkill(target: Target, seconds: float) -> None:
-    server = target.servers[0]
-    popen = server._process.popen
-    assert popen is not None
-    os.kill(popen.pid, signal.SIGKILL)
-    popen.wait()
-    await asyncio.sleep(seconds)
-    await asyncio.to_thread(server.start)
+def _killing(node: int) -> Fault:
+    """SIGKILL the ``node``-th server for the fault's duration, then start it again (empty)."""
+
+    async def kill(target: Target, seconds: float) -> None:
+        server = target.servers[node]
+        popen = server._process.popen
+        assert popen is not None
+        os.kill(popen.pid, signal.SIGKILL)
+        popen.wait()
+        await asyncio.sleep(seconds)
+        await asyncio.to_thread(server.start)
+
+    return kill
 
 
 async def _sigstop(target: Target, seconds: float) -> None:
@@ -166,27 +171,17 @@ async def _loop_stall(target: Target, seconds: float) -> None:
             await asyncio.sleep(0.05)
 
 
-async def _node_kill(target: Target, seconds: float) -> None:
-    node = target.servers[1]
-    popen = node._process.popen
-    assert popen is not None
-    os.kill(popen.pid, signal.SIGKILL)
-    popen.wait()
-    await asyncio.sleep(seconds)
-    await asyncio.to_thread(node.start)
-
-
 FAULTS: dict[str, tuple[Fault, float, bool]] = {
     # name: (fault, default duration, on a cluster)
     "none": (_none, 0.0, False),
-    "sigkill": (_sigkill, 1.0, False),
+    "sigkill": (_killing(0), 1.0, False),
     "sigstop": (_sigstop, 3.0, False),
     "client-kill": (_client_kill, 1.0, False),
     "debug-sleep": (_debug_sleep, 1.0, False),
     "oom": (_oom, 3.0, False),
     "garbage": (_garbage, 0.0, False),
     "loop-stall": (_loop_stall, 3.0, False),
-    "cluster-node-kill": (_node_kill, 14.0, True),
+    "cluster-node-kill": (_killing(1), 14.0, True),
 }
 
 
