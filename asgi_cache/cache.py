@@ -249,8 +249,9 @@ class Cache:
 
     def stats(self) -> dict[str, object]:
         """Counters since start: hits, misses, stores, bypasses by reason,
-        collapsed, stale served, invalidations, store errors, plus what the
-        store reports of itself (bytes, entries and evictions for memory)."""
+        collapsed, stale served, invalidations, store errors, invalidations the
+        store refused and how many tags are still pending, plus what the store
+        reports of itself (bytes, entries and evictions for memory)."""
         return {
             **self.counters.snapshot(),
             "invalidations_pending": len(self.pending),
