@@ -59,6 +59,7 @@ class PendingInvalidations:
         self._namespace = namespace  # what a pending clear removes
         self._tags: dict[str, None] = {}  # an ordered set
         self._clear = False
+        self._clears = 0  # clears kept so far
         #: Whether anything is pending: a plain attribute, read on every request.
         self.waiting = False
         self._retrying: asyncio.Task[None] | None = None
@@ -81,6 +82,7 @@ class PendingInvalidations:
     def keep_clear(self) -> None:
         """Owe a ``clear`` of the whole namespace (it covers every pending tag)."""
         self._clear = True
+        self._clears += 1
         self._tags.clear()
         self.waiting = True
         self._retry_soon()
@@ -93,8 +95,10 @@ class PendingInvalidations:
         """
         removed = 0
         if self._clear:
+            clears = self._clears
             removed += await self._store.clear(self._namespace)
-            self._clear = False
+            if self._clears == clears:  # no clear was kept while this one ran
+                self._clear = False
         tags = list(self._tags)
         if tags:
             removed += await self._store.invalidate(tags)
