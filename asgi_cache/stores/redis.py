@@ -87,7 +87,11 @@ Failing open
 Every operation raises :class:`~asgi_cache.stores.base.StoreError` when Redis is
 unreachable, slower than ``timeout`` or replies unexpectedly, and a circuit
 breaker stops talking to a failing Redis for ``cooldown`` seconds, so a Redis
-outage costs requests nothing but the cache.
+outage costs requests nothing but the cache.  On a cluster, the commands on one
+key (``get``, an untagged ``set``, ``delete`` and the locks) go straight to the
+primary owning the key's slot and count against that primary's breaker: a dead
+primary turns off caching for its own keys only, and they come back as soon as
+it answers a trial call again.  Commands that span nodes count for the store.
 """
 
 from __future__ import annotations
@@ -382,6 +386,10 @@ class RedisStore(Store):
             tuple[asyncio.AbstractEventLoop, str], asyncio.Future[bytes | None]
         ] = {}
         self._breaker = Breaker(failure_threshold, cooldown, clock)
+        # On a cluster, one breaker per primary for the commands on one key: a dead
+        # primary turns off caching for the keys it owns only (see _route).
+        self._node_breakers: dict[str, Breaker] = {}
+        self._discovered_at: dict[_Loop, float] = {}
         self._owns_client = False
         self._discovery: dict[_Loop, asyncio.Future[Any]] = {}
         # With a client made by from_url: one per event loop (see _client).
@@ -477,6 +485,7 @@ class RedisStore(Store):
         for old in [old for old in self._clients if old.is_closed()]:
             del self._clients[old]  # its connections died with it
             self._discovery.pop(old, None)
+            self._discovered_at.pop(old, None)
         if not self._given_taken:
             client = self._given  # the first loop gets the client made by from_url
             self._given_taken = True
@@ -501,12 +510,17 @@ class RedisStore(Store):
             return await asyncio.shield(pending)  # a waiter's cancellation stays its own
         shared = self._reading[reading] = loop.create_future()
 
+        breaker, node = self._route(key)
+
         async def call() -> bytes | None:
-            reply = await self._client.get(key)
+            if node is None:
+                reply = await self._client.get(key)
+            else:
+                reply = await self._on_node(node, "GET", key)
             return _expect(reply, (bytes, type(None)), "GET")
 
         try:
-            result = await self._guard("get", call)
+            result = await self._guard("get", call, breaker, node)
         except BaseException as exc:
             error = exc if isinstance(exc, Exception) else StoreError("Redis get abandoned")
             shared.set_exception(error)
@@ -549,30 +563,43 @@ class RedisStore(Store):
                 raise ValueError("fence did not come from RedisStore.fence")
         ttl_ms = max(1, math.ceil(ttl * 1000))
         written = False
+        # Tags reach other nodes: such a set counts for the whole store, so that a
+        # dead tag node never opens the breaker of the entry's live one.
+        breaker, node = (self._breaker, None) if tags else self._route(key)
 
         async def call() -> bool:
             nonlocal written
             if tags and not await self._index(key, ttl_ms, tags, fence):
                 return False
             written = True
-            _expect(await self._client.set(key, value, px=ttl_ms), bool, "SET")
+            if node is None:
+                reply = await self._client.set(key, value, px=ttl_ms)
+            else:
+                reply = await self._on_node(node, "SET", key, value, "PX", ttl_ms)
+            _expect(reply, bool, "SET")
             if fence and list(fence) != await self._generations(tags):
                 await self._client.unlink(key)
                 return False
             return True
 
         try:
-            return await self._guard("set", call)
+            return await self._guard("set", call, breaker, node)
         except StoreError:
             if written:
                 await self._forget(key)
             raise
 
     async def delete(self, key: str) -> bool:
-        async def call() -> bool:
-            return _expect(await self._client.unlink(key), int, "UNLINK") > 0
+        breaker, node = self._route(key)
 
-        return await self._guard("delete", call)
+        async def call() -> bool:
+            if node is None:
+                reply = await self._client.unlink(key)
+            else:
+                reply = await self._on_node(node, "UNLINK", key)
+            return _expect(reply, int, "UNLINK") > 0
+
+        return await self._guard("delete", call, breaker, node)
 
     async def invalidate(self, tags: Sequence[str]) -> int:
         """Remove the entries stored under ``tags`` and refuse sets fenced before this call.
@@ -681,10 +708,16 @@ class RedisStore(Store):
         started = loop.time()
         lease = min(ttl, _LOCK_LEASE)
 
-        async def call() -> bool:
-            return bool(await self._client.set(name, token, nx=True, px=_milliseconds(lease)))
+        breaker, node = self._route(name)
 
-        if not await self._guard("acquire", call):
+        async def call() -> bool:
+            if node is None:
+                return bool(await self._client.set(name, token, nx=True, px=_milliseconds(lease)))
+            return bool(
+                await self._on_node(node, "SET", name, token, "NX", "PX", _milliseconds(lease))
+            )
+
+        if not await self._guard("acquire", call, breaker, node):
             return False
         held = self._locks[name, token] = _Held(started + ttl, started + lease)
         held.task = asyncio.ensure_future(self._keep(name, token, held))
@@ -704,7 +737,7 @@ class RedisStore(Store):
         if held is not None and held.task is not None:
             held.task.cancel()  # stop renewing
         try:
-            await self._guard("release", lambda: self._unlock(name, token), force=True)
+            await self._unlock(name, token)
         except StoreError:
             if held is not None:
                 self._locks[name, token] = held
@@ -727,16 +760,20 @@ class RedisStore(Store):
         deadline = loop.time() + timeout
         delay = 0.005
 
+        breaker, node = self._route(name)
+
         async def call() -> bool:
-            return bool(await self._client.exists(name))
+            if node is None:
+                return bool(await self._client.exists(name))
+            return bool(await self._on_node(node, "EXISTS", name))
 
         while True:
-            started = self._breaker.clock()
+            started = breaker.clock()
             try:
-                if not await self._guard("wait", call):
+                if not await self._guard("wait", call, breaker, node):
                     return
             except StoreError:
-                if self._breaker.outage(started):
+                if breaker.outage(started):
                     raise
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -745,7 +782,16 @@ class RedisStore(Store):
             delay = min(delay * 2, 0.1)
 
     async def _unlock(self, name: str, token: str) -> None:
-        await self._client.eval(_RELEASE_SCRIPT, 1, name, token)
+        """Run the release script once, even while the breaker is open."""
+        breaker, node = self._route(name)
+
+        async def call() -> None:
+            if node is None:
+                await self._client.eval(_RELEASE_SCRIPT, 1, name, token)
+            else:
+                await self._on_node(node, "EVAL", _RELEASE_SCRIPT, 1, name, token)
+
+        await self._guard("release", call, breaker, node, force=True)
 
     async def _keep(self, name: str, token: str, held: _Held) -> None:
         """Renew the lock every third of its lease until ``held.deadline``;
@@ -761,14 +807,16 @@ class RedisStore(Store):
                 if lease <= 0:
                     break
 
-                async def call(lease: float = lease) -> bool:
-                    reply = await self._client.eval(
-                        _RENEW_SCRIPT, 1, name, token, _milliseconds(lease)
-                    )
-                    return bool(reply)
+                breaker, node = self._route(name)
+                args = (_RENEW_SCRIPT, 1, name, token, _milliseconds(lease))
+
+                async def call(node: Any = node, args: tuple[Any, ...] = args) -> bool:
+                    if node is None:
+                        return bool(await self._client.eval(*args))
+                    return bool(await self._on_node(node, "EVAL", *args))
 
                 try:
-                    if not await self._guard("renew", call):
+                    if not await self._guard("renew", call, breaker, node):
                         return  # lost: expired meanwhile (a stall), maybe taken by another
                 except StoreError:
                     continue  # the next renewal may still come in time
@@ -793,7 +841,7 @@ class RedisStore(Store):
                 if loop.time() >= held.expires:
                     return
                 try:
-                    await self._guard("release", lambda: self._unlock(name, token), force=True)
+                    await self._unlock(name, token)
                 except StoreError:
                     delay = min(delay * 2, 0.2)
                 else:
@@ -815,8 +863,9 @@ class RedisStore(Store):
         loop = asyncio.get_running_loop()
         client = self._clients.pop(loop, None)
         self._discovery.pop(loop, None)
+        self._discovered_at.pop(loop, None)
         if client is not None:
-            await client.aclose()
+            await _close(client)
 
     async def aclose(self) -> None:
         """Close the clients :meth:`from_url` created; a caller's client stays open.
@@ -835,13 +884,13 @@ class RedisStore(Store):
             return
         if not self._given_taken:  # never used: nothing is connected, close it anyway
             self._given_taken = True
-            await self._given.aclose()
+            await _close(self._given)
         here = asyncio.get_running_loop()
         for loop, client in list(self._clients.items()):
             if loop is here:
-                await client.aclose()
+                await _close(client)
             elif loop.is_running():
-                asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+                asyncio.run_coroutine_threadsafe(_close(client), loop)
             elif not loop.is_closed():
                 continue
             del self._clients[loop]
@@ -852,6 +901,8 @@ class RedisStore(Store):
         self,
         operation: str,
         call: Callable[[], Awaitable[T]],
+        breaker: Breaker | None = None,
+        node: object = None,
         *,
         per_round_trip: bool = False,
         force: bool = False,
@@ -865,8 +916,14 @@ class RedisStore(Store):
         bounds each of its round trips itself (with :meth:`_bounded`).  With
         ``force``, ``call`` runs even while the breaker is open; its failure
         then does not push the breaker's cooldown back, its success closes it.
+
+        ``breaker`` and ``node`` come from :meth:`_route` for a command on one
+        key; such a call does not wait for a rediscovery while a slot map is
+        known (see :meth:`_ready`).
         """
-        breaker = self._breaker
+        if breaker is None:
+            breaker = self._breaker
+        wait = node is None
         allowed = breaker.allow()
         if not allowed and not force:
             raise StoreError(f"Redis {operation} skipped: the circuit breaker is open")
@@ -880,13 +937,13 @@ class RedisStore(Store):
             else:
 
                 async def ready_then_call() -> T:
-                    await self._ready()
+                    await self._ready(wait)
                     return await call()
 
                 result = await _within(self._timeout, ready_then_call())
         except Exception as exc:
             if allowed:
-                self._record_failure(operation, exc, started)
+                self._record_failure(operation, exc, started, breaker, node)
             if isinstance(exc, asyncio.TimeoutError):
                 raise StoreError(f"Redis {operation} took longer than {self._timeout:g}s") from exc
             raise StoreError(f"Redis {operation} failed: {_describe(exc)}") from exc
@@ -895,19 +952,22 @@ class RedisStore(Store):
                 breaker.abandoned()
             raise
         if breaker.succeeded():
-            logger.warning("Redis store recovered; circuit breaker closed")
+            logger.warning("Redis store recovered%s; circuit breaker closed", _on(node))
         return result
 
-    def _record_failure(self, operation: str, exc: Exception, started: float) -> None:
-        transition = self._breaker.failed(started)
+    def _record_failure(
+        self, operation: str, exc: Exception, started: float, breaker: Breaker, node: object
+    ) -> None:
+        transition = breaker.failed(started)
         if transition == "opened":
             logger.warning(
                 "Redis store %s failed (%s); %d consecutive failures, circuit breaker "
-                "open: bypassing Redis for %gs",
+                "open: bypassing Redis%s for %gs",
                 operation,
                 _describe(exc),
-                self._breaker.failures,
-                self._breaker.cooldown,
+                breaker.failures,
+                _on(node),
+                breaker.cooldown,
             )
         elif transition == "reopened":
             logger.debug(
@@ -916,7 +976,40 @@ class RedisStore(Store):
         else:
             logger.warning("Redis store %s failed: %s", operation, _describe(exc))
 
-    async def _ready(self) -> None:
+    def _route(self, key: str) -> tuple[Breaker, Any]:
+        """The breaker and the cluster node for a command on ``key`` alone.
+
+        On a cluster that is the breaker of the primary owning the key's slot
+        in the client's slot map, so failures of one dead primary turn off only
+        the keys it owns; one Redis, or a cluster whose topology this loop's
+        client does not know yet, has the store's breaker and no node.
+        """
+        if not self._cluster:
+            return self._breaker, None
+        client: Any = self._client
+        owners = client.nodes_manager.slots_cache.get(_key_slot(key.encode()))
+        if not owners:
+            return self._breaker, None
+        node = owners[0]
+        breaker = self._node_breakers.get(node.name)
+        if breaker is None:
+            breaker = self._breaker
+            breaker = Breaker(breaker.threshold, breaker.cooldown, breaker.clock)
+            self._node_breakers[node.name] = breaker
+        return breaker, node
+
+    async def _on_node(self, node: Any, *args: Any) -> Any:
+        """Send one command to ``node``, following MOVED and ASK redirections.
+
+        Unlike the client's ``execute_command``, this neither retries nor waits
+        for a rediscovery: a dead primary's error comes back at once, and the
+        other primaries' keys never wait behind the discovery it triggers.
+        (``_execute_command`` is redis-py's private per-node step.)
+        """
+        client: Any = self._client
+        return await client._execute_command(node, *args)
+
+    async def _ready(self, wait: bool = True) -> None:
         """Wait (within the caller's timeout) for a cluster client to know the cluster.
 
         A redis-py cluster client discovers the topology on first use and again
@@ -927,15 +1020,25 @@ class RedisStore(Store):
         of the calls waiting for it; they fail (and count as failures) until it
         is done.  ``_initialize`` is redis-py's private "needs discovery" flag;
         without it, discovery simply happens inside the calls, as before.
+
+        Without ``wait`` (a command on one key, with the slot map known) the
+        call goes on with the known map: a dead primary sets the flag after
+        each of its errors, and waiting would turn off every key for its sake.
+        Such calls start a discovery at most once per ``cooldown``.
         """
         if not self._cluster or not getattr(self._client, "_initialize", False):
             return
         loop = asyncio.get_running_loop()
         task = self._discovery.get(loop)
         if task is None or task.done():
+            now = self._breaker.clock()
+            if not wait and now - self._discovered_at.get(loop, -math.inf) < self._breaker.cooldown:
+                return
+            self._discovered_at[loop] = now
             task = self._discovery[loop] = asyncio.ensure_future(self._client.initialize())
             task.add_done_callback(_retrieve_exception)
-        await asyncio.shield(task)
+        if wait:
+            await asyncio.shield(task)
 
     async def _bounded(self, awaitable: Awaitable[T]) -> T:
         return await _within(self._timeout, awaitable)
@@ -1134,6 +1237,22 @@ def _retrieve_exception(task: asyncio.Future[Any]) -> None:
     """Mark a background failure as seen: the calls waiting for it report it."""
     if not task.cancelled():
         task.exception()
+
+
+async def _close(client: Client) -> None:
+    """Close ``client``, also a cluster client a node error left flagged for discovery.
+
+    redis-py's cluster ``aclose`` does nothing while that flag is set, which
+    would leave every node's connections open once a primary has failed.
+    """
+    if isinstance(client, _RedisCluster):
+        flagged: Any = client
+        flagged._initialize = False
+    await client.aclose()
+
+
+def _on(node: Any) -> str:
+    return "" if node is None else f" on {node.name}"
 
 
 def _describe(exc: BaseException) -> str:

@@ -827,6 +827,103 @@ async def test_a_cluster_node_outage_fails_open_and_the_store_recovers() -> None
             await store.aclose()
 
 
+PARTIAL_COVERAGE = (*TEST_SERVER_ARGS, "--cluster-require-full-coverage", "no")
+
+
+async def keys_on(cluster: RedisCluster, store: RedisStore) -> tuple[str, str]:
+    """A key owned by the first node and one owned by another, both stored."""
+    first = cluster.nodes[0]
+    dead = next(f"d{i}" for i in range(1000) if owner_of(cluster, f"d{i}") is first)
+    live = next(f"l{i}" for i in range(1000) if owner_of(cluster, f"l{i}") is not first)
+    assert await store.set(dead, b"dead", 60) is True
+    assert await store.set(live, b"live", 60) is True
+    return dead, live
+
+
+@pytest.mark.cluster
+async def test_a_dead_cluster_primary_turns_off_only_the_keys_it_owns() -> None:
+    with RedisCluster(extra_args=PARTIAL_COVERAGE) as cluster:
+        store = RedisStore.from_url(cluster.url, cluster=True, timeout=0.05)
+        try:
+            assert isinstance(store.client, ClusterClient)
+            await store.client.initialize()
+            dead, live = await keys_on(cluster, store)
+            cluster.nodes[0].stop()
+            for _ in range(3):
+                for _ in range(10):  # twice the failure threshold in a row
+                    with pytest.raises(StoreError):
+                        await store.get(dead)
+                assert await store.get(live) == b"live"
+        finally:
+            await store.aclose()
+
+
+@pytest.mark.cluster
+async def test_keys_of_a_dead_cluster_primary_bypass_the_store_within_its_timeout() -> None:
+    with RedisCluster(extra_args=PARTIAL_COVERAGE) as cluster:
+        store = RedisStore.from_url(cluster.url, cluster=True, timeout=0.05)
+        try:
+            assert isinstance(store.client, ClusterClient)
+            await store.client.initialize()
+            dead, _ = await keys_on(cluster, store)
+            cluster.nodes[0].stop()
+            started = time.monotonic()
+            for _ in range(5):
+                with pytest.raises(StoreError):
+                    await store.get(dead)
+            assert time.monotonic() - started < 0.05
+        finally:
+            await store.aclose()
+
+
+async def node_keys(node: RedisServer) -> set[bytes]:
+    direct = redis.asyncio.Redis(host=node.host, port=node.port)
+    try:
+        return set(await direct.keys("*"))
+    finally:
+        await direct.aclose()
+
+
+@pytest.mark.cluster
+async def test_pages_on_live_cluster_primaries_stay_hits_while_another_primary_is_dead() -> None:
+    with RedisCluster(extra_args=PARTIAL_COVERAGE) as cluster:
+        store = RedisStore.from_url(cluster.url, cluster=True, timeout=0.05)
+        cache = Cache(store, prefix="partial")
+        calls = Calls()
+        app = FastAPI()
+        app.add_middleware(CacheMiddleware, cache=cache)
+
+        @app.get("/item/{number}")
+        @cached(ttl=60)
+        async def item(number: int) -> dict[str, int]:
+            calls[str(number)] += 1
+            return {"number": number}
+
+        first = cluster.nodes[0]
+        try:
+            assert isinstance(store.client, ClusterClient)
+            await store.client.initialize()
+            on_live: list[int] = []
+            async with client_for(app) as client:
+                for number in range(12):
+                    before = await node_keys(first)
+                    assert (await client.get(f"/item/{number}")).status_code == 200
+                    if await node_keys(first) == before:
+                        on_live.append(number)
+                assert 0 < len(on_live) < 12  # some pages live on the node to be stopped
+                first.stop()
+                for _ in range(3):
+                    for number in range(12):  # each of the dead node's pages a few times in a row
+                        for _ in range(1 if number in on_live else 3):
+                            response = await client.get(f"/item/{number}")
+                            assert response.status_code == 200
+                            if number in on_live:
+                                assert is_hit(response)
+            assert all(calls[str(number)] == 1 for number in on_live)
+        finally:
+            await cache.aclose()
+
+
 # -- locks under faults ---------------------------------------------------------------------
 
 
