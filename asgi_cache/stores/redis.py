@@ -120,11 +120,22 @@ else:  # pragma: no cover - redis-py depends on async-timeout on these versions
 
 try:
     import redis.asyncio as _redis
+    from redis.asyncio.cluster import PipelineCommand as _PipelineCommand
     from redis.asyncio.cluster import RedisCluster as _RedisCluster
     from redis.crc import key_slot as _key_slot
+    from redis.exceptions import AskError as _AskError
+    from redis.exceptions import ConnectionError as _RedisConnectionError
+    from redis.exceptions import MovedError as _MovedError
     from redis.exceptions import NoScriptError as _NoScriptError
     from redis.exceptions import OutOfMemoryError as _OutOfMemoryError
     from redis.exceptions import ResponseError as _ResponseError
+    from redis.exceptions import TimeoutError as _RedisTimeoutError
+    from redis.exceptions import TryAgainError as _TryAgainError
+
+    #: Replies saying a command went to the wrong node: it runs again, redirected.
+    _REDIRECTED = (_MovedError, _AskError, _TryAgainError)
+    #: Replies saying the node's connection was lost: the whole batch failed.
+    _LOST = (_RedisConnectionError, _RedisTimeoutError, OSError, asyncio.TimeoutError)
 except ImportError:  # pragma: no cover - exercised only without the extra installed
     _redis = None  # type: ignore[assignment]
 
@@ -157,6 +168,9 @@ _BATCH = 500
 #: How long ``invalidate`` and ``clear`` wait for a cluster client's discovery
 #: (a new event loop's client has to discover the cluster first).
 _DISCOVERY_WAIT = 5.0
+
+#: Where a command sent through ``_pipeline`` has its (first) key.
+_KEY_AT = {"EVAL": 3, "EVALSHA": 3}
 
 #: What a fence holds for a counter of the wrong type: like any value that is no
 #: generation, it never matches a counter, so the fenced ``set`` is refused.
@@ -351,6 +365,13 @@ class RedisStore(Store):
     and its success closes the breaker again.  Opening and closing are logged
     at WARNING on the ``asgi_cache`` logger; failures while open are not.
 
+    On a cluster, each primary has a breaker of its own: a command goes to the
+    primary owning its key's slot (in the client's slot map) and counts there,
+    and the work on tags sends each primary its part in one round trip bounded
+    by ``timeout`` (so a tagged ``set`` bounds each of its three steps), so a dead
+    primary turns off only what it owns.  The store-wide breaker counts what no
+    primary accounts for (no slot map yet, ``clear``).
+
     A cluster client discovers the cluster on first use and after node errors,
     which with redis-py 8 takes 0.1-0.3 s (it parses the server's whole
     ``COMMAND`` table).  The store lets that finish in the background while
@@ -539,7 +560,7 @@ class RedisStore(Store):
         async def call() -> Fence:
             return tuple(await self._generations(tags))
 
-        return await self._guard("fence", call)
+        return await self._guard("fence", call, spanning=True)
 
     async def set(
         self,
@@ -563,8 +584,8 @@ class RedisStore(Store):
                 raise ValueError("fence did not come from RedisStore.fence")
         ttl_ms = max(1, math.ceil(ttl * 1000))
         written = False
-        # Tags reach other nodes: such a set counts for the whole store, so that a
-        # dead tag node never opens the breaker of the entry's live one.
+        # Tags reach other nodes: on a cluster each node's part counts for that
+        # node (see _pipeline), so a dead tag node never opens the entry's breaker.
         breaker, node = (self._breaker, None) if tags else self._route(key)
 
         async def call() -> bool:
@@ -572,18 +593,20 @@ class RedisStore(Store):
             if tags and not await self._index(key, ttl_ms, tags, fence):
                 return False
             written = True
-            if node is None:
-                reply = await self._client.set(key, value, px=ttl_ms)
-            else:
+            if node is not None:
                 reply = await self._on_node(node, "SET", key, value, "PX", ttl_ms)
+            elif self._cluster:
+                reply = (await self._pipeline([("SET", key, value, "PX", ttl_ms)]))[0]
+            else:
+                reply = await self._client.set(key, value, px=ttl_ms)
             _expect(reply, bool, "SET")
             if fence and list(fence) != await self._generations(tags):
-                await self._client.unlink(key)
+                await self._unlink(key)
                 return False
             return True
 
         try:
-            return await self._guard("set", call, breaker, node)
+            return await self._guard("set", call, breaker, node, spanning=bool(tags))
         except StoreError:
             if written:
                 await self._forget(key)
@@ -629,7 +652,7 @@ class RedisStore(Store):
                 members_key, generation_key = self.tag_keys(tag)
                 keys = (members_key, generation_key, self.pending_key(tag))
                 commands.append((_INVALIDATE_SCRIPT, keys, (_GENERATION_TTL_MS, inline)))
-            replies = await self._bounded(self._run_scripts(commands))
+            replies = await self._bounded(self._run_scripts(commands, force=True))
             pending: list[tuple[str, list[bytes]]] = []
             failures: list[Exception] = []
             out_of_memory: list[str] = []
@@ -658,7 +681,7 @@ class RedisStore(Store):
 
         # Even with the breaker open: an invalidation is what stops every other
         # process from serving the old entries, and it is rare (writes, retries).
-        return await self._guard("invalidate", call, per_round_trip=True, force=True)
+        return await self._guard("invalidate", call, per_round_trip=True, force=True, spanning=True)
 
     async def clear(self, prefix: str) -> int:
         """Remove every entry whose key starts with ``prefix``; return how many.
@@ -906,6 +929,7 @@ class RedisStore(Store):
         *,
         per_round_trip: bool = False,
         force: bool = False,
+        spanning: bool = False,
     ) -> T:
         """Run ``call`` through the breaker, turning every failure into ``StoreError``.
 
@@ -919,20 +943,25 @@ class RedisStore(Store):
 
         ``breaker`` and ``node`` come from :meth:`_route` for a command on one
         key; such a call does not wait for a rediscovery while a slot map is
-        known (see :meth:`_ready`).
+        known (see :meth:`_ready`).  A ``spanning`` call reaches keys on several
+        nodes through :meth:`_pipeline`: on a cluster each node's round trip is
+        bounded and counted by that node's breaker, and this store-wide one
+        counts only failures no node accounts for.
         """
         if breaker is None:
             breaker = self._breaker
-        wait = node is None
+        by_node = spanning and self._cluster and self._knows_slots()
+        wait = node is None and not by_node
         allowed = breaker.allow()
         if not allowed and not force:
             raise StoreError(f"Redis {operation} skipped: the circuit breaker is open")
         started = breaker.clock()
         try:
-            if per_round_trip:
+            if per_round_trip or by_node:
                 # Invalidations are rare and must not fail for want of a topology:
                 # a loop's first one waits for the cluster's discovery.
-                await _within(max(self._timeout, _DISCOVERY_WAIT), self._ready())
+                waits = _DISCOVERY_WAIT if per_round_trip else self._timeout
+                await _within(max(self._timeout, waits), self._ready(wait))
                 result = await call()
             else:
 
@@ -941,12 +970,18 @@ class RedisStore(Store):
                     return await call()
 
                 result = await _within(self._timeout, ready_then_call())
+        except _NodeFailure as failure:
+            if allowed:
+                breaker.abandoned()  # its node's breaker counted it
+            if failure.cause is None:
+                raise StoreError(
+                    f"Redis {operation} skipped: the circuit breaker of {failure.node.name} is open"
+                ) from None
+            raise self._store_error(operation, failure.cause, failure.node) from failure.cause
         except Exception as exc:
             if allowed:
                 self._record_failure(operation, exc, started, breaker, node)
-            if isinstance(exc, asyncio.TimeoutError):
-                raise StoreError(f"Redis {operation} took longer than {self._timeout:g}s") from exc
-            raise StoreError(f"Redis {operation} failed: {_describe(exc)}") from exc
+            raise self._store_error(operation, exc, node) from exc
         except BaseException:
             if allowed:
                 breaker.abandoned()
@@ -954,6 +989,11 @@ class RedisStore(Store):
         if breaker.succeeded():
             logger.warning("Redis store recovered%s; circuit breaker closed", _on(node))
         return result
+
+    def _store_error(self, operation: str, exc: Exception, node: object) -> StoreError:
+        if isinstance(exc, asyncio.TimeoutError):
+            return StoreError(f"Redis {operation} took longer than {self._timeout:g}s{_on(node)}")
+        return StoreError(f"Redis {operation} failed{_on(node)}: {_describe(exc)}")
 
     def _record_failure(
         self, operation: str, exc: Exception, started: float, breaker: Breaker, node: object
@@ -984,19 +1024,30 @@ class RedisStore(Store):
         the keys it owns; one Redis, or a cluster whose topology this loop's
         client does not know yet, has the store's breaker and no node.
         """
-        if not self._cluster:
+        node = self._owner(key) if self._cluster else None
+        if node is None:
             return self._breaker, None
+        return self._node_breaker(node), node
+
+    def _owner(self, key: str | bytes) -> Any:
+        """The primary owning ``key``'s slot in this loop's slot map, or None."""
         client: Any = self._client
-        owners = client.nodes_manager.slots_cache.get(_key_slot(key.encode()))
-        if not owners:
-            return self._breaker, None
-        node = owners[0]
+        owners = client.nodes_manager.slots_cache.get(
+            _key_slot(key.encode() if isinstance(key, str) else key)
+        )
+        return owners[0] if owners else None
+
+    def _knows_slots(self) -> bool:
+        client: Any = self._client
+        return bool(client.nodes_manager.slots_cache)
+
+    def _node_breaker(self, node: Any) -> Breaker:
         breaker = self._node_breakers.get(node.name)
         if breaker is None:
             breaker = self._breaker
             breaker = Breaker(breaker.threshold, breaker.cooldown, breaker.clock)
             self._node_breakers[node.name] = breaker
-        return breaker, node
+        return breaker
 
     async def _on_node(self, node: Any, *args: Any) -> Any:
         """Send one command to ``node``, following MOVED and ASK redirections.
@@ -1050,10 +1101,7 @@ class RedisStore(Store):
         a fence holding it (or any other value that is no generation) can never
         match a counter again, so its ``set`` is refused.
         """
-        pipe = self._client.pipeline(transaction=False)
-        for tag in tags:
-            pipe.execute_command("GET", self.tag_keys(tag)[1])
-        replies = await pipe.execute(raise_on_error=False)
+        replies = await self._pipeline(("GET", self.tag_keys(tag)[1]) for tag in tags)
         return [
             _GARBAGE
             if isinstance(reply, _ResponseError) and str(reply).startswith("WRONGTYPE")
@@ -1083,7 +1131,9 @@ class RedisStore(Store):
         replies = await self._run_scripts(commands)
         return all(_expect(reply, int, "index script") == 1 for reply in replies)
 
-    async def _run_scripts(self, commands: Sequence[_ScriptCall]) -> list[Any]:
+    async def _run_scripts(
+        self, commands: Sequence[_ScriptCall], *, force: bool = False
+    ) -> list[Any]:
         """Run scripts in one pipeline with EVALSHA, retrying unknown ones with EVAL.
 
         redis-py's ``Script`` helper cannot be used in a cluster pipeline, and a
@@ -1092,25 +1142,131 @@ class RedisStore(Store):
         those scripts; nothing ran for them, so re-running is safe.
         """
         replies = await self._pipeline(
-            ("EVALSHA", _SCRIPTS[script], len(keys), *keys, *args)
-            for script, keys, args in commands
+            (
+                ("EVALSHA", _SCRIPTS[script], len(keys), *keys, *args)
+                for script, keys, args in commands
+            ),
+            force=force,
         )
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, _NoScriptError)]
         if missing:
             retried = await self._pipeline(
-                ("EVAL", commands[i][0], len(commands[i][1]), *commands[i][1], *commands[i][2])
-                for i in missing
+                (
+                    ("EVAL", commands[i][0], len(commands[i][1]), *commands[i][1], *commands[i][2])
+                    for i in missing
+                ),
+                force=force,
             )
             for i, reply in zip(missing, retried, strict=True):
                 replies[i] = reply
         return replies
 
-    async def _pipeline(self, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
-        pipe = self._client.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
-        replies: list[Any] = await pipe.execute(raise_on_error=False)
+    async def _pipeline(
+        self, commands: Iterable[tuple[Any, ...]], *, force: bool = False
+    ) -> list[Any]:
+        """Send ``commands`` in one round trip per node; replies in order, errors as values.
+
+        A node's batch that failed has a ``_NodeFailure`` as each reply, which
+        ``_expect`` raises and :meth:`_guard` reports without touching the
+        store-wide breaker (the node's breaker counted it).
+
+        On a cluster whose slot map this loop knows, each node's batch goes
+        straight to that node, bounded by ``timeout`` and counted by the node's
+        breaker (``force`` runs it even while that breaker is open): a dead
+        primary fails its batch at once, and neither delays nor turns off the
+        others.  redis-py's own cluster pipeline would retry a dead node's
+        commands and wait for a rediscovery first.  Redirected commands (a slot
+        that moved) are sent again through it, which follows the redirection.
+        """
+        commands = list(commands)
+        groups = self._by_node(commands) if self._cluster else None
+        if groups is None:
+            pipe = self._client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            execute = pipe.execute(raise_on_error=False)
+            replies: list[Any] = await (
+                _within(self._timeout, execute) if self._cluster else execute
+            )
+            return replies
+        replies = [None] * len(commands)
+        batches = [self._node_batch(node, commands, at, replies, force) for node, at in groups]
+        if len(batches) == 1:
+            await batches[0]
+        else:
+            await asyncio.gather(*batches)
+        moved = [i for i, reply in enumerate(replies) if isinstance(reply, _REDIRECTED)]
+        if moved:
+            pipe = self._client.pipeline(transaction=False)
+            for i in moved:
+                pipe.execute_command(*commands[i])
+            again = await _within(self._timeout, pipe.execute(raise_on_error=False))
+            for i, reply in zip(moved, again, strict=True):
+                replies[i] = reply
         return replies
+
+    def _by_node(self, commands: Sequence[tuple[Any, ...]]) -> list[tuple[Any, list[int]]] | None:
+        """The commands' positions grouped by owning node; None if a slot has no known owner."""
+        groups: dict[str, tuple[Any, list[int]]] = {}
+        for i, command in enumerate(commands):
+            node = self._owner(command[_KEY_AT.get(command[0], 1)])
+            if node is None:
+                return None
+            groups.setdefault(node.name, (node, []))[1].append(i)
+        return list(groups.values())
+
+    async def _node_batch(
+        self,
+        node: Any,
+        commands: Sequence[tuple[Any, ...]],
+        at: Sequence[int],
+        replies: list[Any],
+        force: bool,
+    ) -> None:
+        """Run ``commands[i] for i in at`` on ``node``, under its breaker, into ``replies``.
+
+        A failed or skipped batch leaves a ``_NodeFailure`` as each of its replies:
+        the other nodes' replies stand, so one dead tag node does not stop the
+        other tags of an invalidation.
+        """
+        breaker = self._node_breaker(node)
+        allowed = breaker.allow()
+        if not allowed and not force:
+            for i in at:
+                replies[i] = _NodeFailure(node, None)
+            return
+        started = breaker.clock()
+        stack = [_PipelineCommand(i, *commands[i]) for i in at]
+        try:
+            # ClusterNode.execute_pipeline is redis-py's per-node step of its pipeline.
+            await _within(self._timeout, node.execute_pipeline(stack))
+            for command in stack:
+                if isinstance(command.result, _LOST):
+                    raise command.result
+        except Exception as exc:
+            if allowed:
+                self._record_failure("batch", exc, started, breaker, node)
+            if isinstance(exc, _LOST):
+                client: Any = self._client
+                client._initialize = True  # a failover may have moved its slots
+            failure = _NodeFailure(node, exc)
+            for i in at:
+                replies[i] = failure
+            return
+        except BaseException:
+            if allowed:
+                breaker.abandoned()
+            raise
+        if breaker.succeeded():
+            logger.warning("Redis store recovered%s; circuit breaker closed", _on(node))
+        for command in stack:
+            replies[command.position] = command.result
+
+    async def _unlink(self, key: str) -> None:
+        if self._cluster:
+            _expect((await self._pipeline([("UNLINK", key)]))[0], int, "UNLINK")
+        else:
+            await self._client.unlink(key)
 
     async def _remove_pending(self, pending: Sequence[tuple[str, list[bytes]]]) -> int:
         """Unlink the entries the invalidate scripts returned, then take them off pending.
@@ -1128,12 +1284,12 @@ class RedisStore(Store):
         unlinks = [("UNLINK", *batch) for batch in self._by_slot(entries)]
         srems = [("SREM", key, *batch) for key, members in pending for batch in _batches(members)]
         if self._cluster:
-            replies = await self._bounded(self._pipeline(unlinks))
+            replies = await self._bounded(self._pipeline(unlinks, force=True))
         else:
             replies = (await self._bounded(self._pipeline([*unlinks, *srems])))[: len(unlinks)]
         removed = sum(_expect(reply, int, "UNLINK") for reply in replies)
         if self._cluster:
-            for reply in await self._bounded(self._pipeline(srems)):
+            for reply in await self._bounded(self._pipeline(srems, force=True)):
                 _expect(reply, int, "SREM pending")
         return removed
 
@@ -1151,13 +1307,13 @@ class RedisStore(Store):
             reads.append(("SMEMBERS", self.tag_keys(tag)[0]))
             reads.append(("SMEMBERS", self.pending_key(tag)))
         members: set[bytes] = set()
-        for reply in await self._bounded(self._pipeline(reads)):
+        for reply in await self._bounded(self._pipeline(reads, force=True)):
             if isinstance(reply, (list, set)):  # a key of another type holds no members
                 members.update(member for member in reply if isinstance(member, bytes))
         if not members:
             return 0
         unlinks = [("UNLINK", *batch) for batch in self._by_slot(sorted(members))]
-        replies = await self._bounded(self._pipeline(unlinks))
+        replies = await self._bounded(self._pipeline(unlinks, force=True))
         return sum(reply for reply in replies if isinstance(reply, int))
 
     def _by_slot(self, keys: list[bytes]) -> Iterable[list[bytes]]:
@@ -1190,11 +1346,20 @@ class RedisStore(Store):
     async def _forget(self, key: str) -> None:
         """Best effort: remove what a failed ``set`` may have written."""
         try:
-            await self._bounded(self._client.unlink(key))
+            await self._bounded(self._unlink(key))
         except Exception as exc:
             logger.debug(
                 "Redis store could not remove %r after a failed set: %s", key, _describe(exc)
             )
+
+
+class _NodeFailure(Exception):
+    """A cluster node's batch failed (``cause``) or was skipped (None): its breaker knows."""
+
+    def __init__(self, node: Any, cause: Exception | None) -> None:
+        super().__init__(node.name, cause)
+        self.node = node
+        self.cause = cause
 
 
 class _Held:

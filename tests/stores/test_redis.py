@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import subprocess
 import sys
 import time
@@ -320,22 +321,55 @@ async def readable(store: RedisStore, keys: list[str]) -> list[str]:
     return [key for key in keys if await retried(lambda key=key: store.get(key)) is not None]
 
 
-async def cut_off_by_a_busy_event_loop(quick: Quick, tag: str) -> None:
-    """Invalidate ``tag`` and, once Redis has run the script, hold the event loop for 100 ms,
-    twice the store's timeout: the reply waits in the socket until the deadline has passed."""
+async def cut_off_by_a_busy_event_loop(quick: Quick, tag: str) -> bool:
+    """Invalidate ``tag`` while the event loop is held for 100 ms, twice the store's timeout,
+    and Redis answers during that time: the reply waits in the socket past the deadline.
+
+    Redis holds the script for 30 ms (``CLIENT PAUSE``, less than the timeout; ``hz 100``
+    ends a pause within 10 ms of its time) so that its reply lands while the loop is busy:
+    a reply read in the same loop turn as the stall would be read before the deadline is
+    checked.  Returns whether the call was cut off after its script ran; on a slow machine
+    the reply may come before the stall or the pause outlast it, and then it was not.
+    """
     generation = RedisStore.tag_keys(tag)[1]
     node = quick.node_of(generation)
     before = resp_command(node.host, node.port, "GET", generation)
 
     async def hog_the_loop() -> None:
-        while resp_command(node.host, node.port, "GET", generation) == before:
-            await anyio.sleep(0)
+        with anyio.fail_after(5):
+            while b"blocked_clients:0" in resp_command(node.host, node.port, "INFO", "clients"):
+                await anyio.sleep(0)  # the invalidation has not sent its script yet
         time.sleep(0.1)  # other requests' CPU work: nothing else runs meanwhile
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(hog_the_loop)
-        with pytest.raises(StoreError, match="longer than"):
-            await quick.store.invalidate([tag])
+    info = resp_command(node.host, node.port, "INFO", "server")
+    assert isinstance(info, bytes)
+    hz = re.search(rb"configured_hz:(\d+)", info)
+    assert hz is not None
+    resp_command(node.host, node.port, "CONFIG", "SET", "hz", "100")
+    try:
+        resp_command(node.host, node.port, "CLIENT", "PAUSE", "30", "WRITE")
+        async with anyio.create_task_group() as group:
+            group.start_soon(hog_the_loop)
+            try:
+                await quick.store.invalidate([tag])
+            except StoreError as exc:
+                assert "longer than" in str(exc)
+            else:
+                return False
+    finally:
+        resp_command(node.host, node.port, "CONFIG", "SET", "hz", hz[1].decode())
+    with anyio.fail_after(5):  # a pause outlasting the stall: the script may still be queued
+        while b"blocked_clients:0" not in resp_command(node.host, node.port, "INFO", "clients"):
+            await anyio.sleep(0.01)
+    return resp_command(node.host, node.port, "GET", generation) != before
+
+
+async def until_cut_off(attempt: Callable[[], Awaitable[bool]]) -> None:
+    """Run ``attempt`` (which stores afresh, then cuts invalidations off) until it succeeds."""
+    for _ in range(20):
+        if await attempt():
+            return
+    pytest.fail("a busy event loop never cut an invalidation off in 20 attempts")
 
 
 async def test_an_invalidation_timed_out_by_a_slow_redis_is_completed_by_the_next_one(
@@ -364,9 +398,13 @@ async def test_an_invalidation_timed_out_by_a_busy_event_loop_is_completed_by_th
     quick: Quick, prefix: str
 ) -> None:
     store, tag = quick.store, f"{prefix}tag"
-    keys = await tagged(store, prefix, tag)
-    await cut_off_by_a_busy_event_loop(quick, tag)
+    keys: list[str] = []
 
+    async def attempt() -> bool:
+        keys[:] = await tagged(store, prefix, tag)  # also finishes what an attempt left
+        return await cut_off_by_a_busy_event_loop(quick, tag)
+
+    await until_cut_off(attempt)
     left = len(keys) if isinstance(store.client, ClusterClient) else 0
     assert await retried(lambda: store.invalidate([tag])) == left
     assert await readable(store, keys) == []
@@ -376,11 +414,18 @@ async def test_entries_left_by_cut_off_invalidations_stay_reachable_as_long_as_t
     quick: Quick, prefix: str
 ) -> None:
     store, tag = quick.store, f"{prefix}tag"
-    keys = await tagged(store, prefix, tag)
-    await cut_off_by_a_busy_event_loop(quick, tag)
+    keys: list[str] = []
     longer = f"{prefix}longer"
-    assert await retried(lambda: store.set(longer, b"v", 300, [tag])) is True
-    await cut_off_by_a_busy_event_loop(quick, tag)  # merges into what the first one left
+
+    async def attempt() -> bool:
+        keys[:] = await tagged(store, prefix, tag)  # also finishes what an attempt left
+        if not await cut_off_by_a_busy_event_loop(quick, tag):
+            return False
+        assert await retried(lambda: store.set(longer, b"v", 300, [tag])) is True
+        # merges into what the first one left
+        return await cut_off_by_a_busy_event_loop(quick, tag)
+
+    await until_cut_off(attempt)
 
     if not isinstance(store.client, ClusterClient):  # one Redis: nothing is left pending
         assert await readable(store, [*keys, longer]) == []
@@ -841,6 +886,58 @@ async def keys_on(cluster: RedisCluster, store: RedisStore) -> tuple[str, str]:
     assert await store.set(dead, b"dead", 60) is True
     assert await store.set(live, b"live", 60) is True
     return dead, live
+
+
+def tag_on(cluster: RedisCluster, dead: bool, name: str) -> str:
+    """A tag whose bookkeeping lives on the first node (``dead``) or on another one."""
+    first = cluster.nodes[0]
+    return next(
+        f"{name}{i}"
+        for i in range(1000)
+        if (owner_of(cluster, RedisStore.tag_keys(f"{name}{i}")[1]) is first) is dead
+    )
+
+
+@pytest.mark.cluster
+async def test_a_dead_cluster_primary_turns_off_only_the_tags_it_owns() -> None:
+    clock = FakeClock()
+    with RedisCluster(extra_args=PARTIAL_COVERAGE) as cluster:
+        store = RedisStore.from_url(cluster.url, cluster=True, timeout=0.05, clock=clock)
+        try:
+            assert isinstance(store.client, ClusterClient)
+            await store.client.initialize()
+            dead_key, live_key = await keys_on(cluster, store)
+            dead_tag, live_tag = tag_on(cluster, True, "dead"), tag_on(cluster, False, "live")
+            assert await store.set(live_key, b"live", 60, [live_tag]) is True
+            cluster.nodes[0].stop()
+            for _ in range(3):
+                for _ in range(10):  # twice the failure threshold in a row, each kind
+                    assert await elapsed(lambda: store.fence([dead_tag])) < 0.5
+                    assert await elapsed(lambda: store.set(live_key, b"x", 60, [dead_tag])) < 0.5
+                    assert await elapsed(lambda: store.set(dead_key, b"x", 60, [live_tag])) < 0.5
+                    assert await elapsed(lambda: store.invalidate([dead_tag])) < 0.5
+                # Tags and entries on the live primaries work all along.
+                fence = await store.fence([live_tag])
+                assert await store.set(live_key, b"fresh", 60, [live_tag], fence) is True
+                assert await store.get(live_key) == b"fresh"
+            # Invalidating tags on both: the live one's entries go, the call still fails.
+            assert await store.set(live_key, b"fresh", 60, [live_tag]) is True
+            with pytest.raises(StoreError):
+                await store.invalidate([live_tag, dead_tag])
+            assert await store.get(live_key) is None
+
+            cluster.nodes[0].start()
+            cluster.wait_until_ok()
+            assert await until_served(clock, lambda: store.invalidate([dead_tag])) == 0
+            fence = await until_served(clock, lambda: store.fence([dead_tag]))
+            assert await until_served(
+                clock, lambda: store.set(dead_key, b"back", 60, [dead_tag], fence)
+            )
+            assert await store.get(dead_key) == b"back"
+            assert await store.invalidate([dead_tag]) == 1
+            assert await store.get(dead_key) is None
+        finally:
+            await store.aclose()
 
 
 @pytest.mark.cluster
