@@ -36,11 +36,7 @@ _RFC850 = re.compile(_DAY_LONG + rb", ([0-9]{2})-" + _MONTH + rb"-([0-9]{2}) " +
 _ASCTIME = re.compile(_DAY + rb" " + _MONTH + rb" ([0-9]{2}| [0-9]) " + _TIME + rb" ([0-9]{4})")
 _MONTHS = {
     name: number
-    for number, name in enumerate(
-        (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun")
-        + (b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"),
-        start=1,
-    )
+    for number, name in enumerate(b"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)
 }
 # RFC 9110 §5.5: a field value does not include leading or trailing whitespace.
 _OWS = b" \t"

@@ -25,8 +25,8 @@ __all__ = [
     "UNDERSTOOD_STATUSES",
     "UNSAFE_METHODS",
     "Reuse",
-    "coding_refused",
     "age_value",
+    "coding_refused",
     "entry_times",
     "freshness_lifetime",
     "initial_age",
@@ -105,7 +105,7 @@ def unstorable_reason(
             vary.append(value)
     if cache_control:
         directives = parse_cache_control(cache_control)
-        forbidding = (Detail.NO_STORE, Detail.PRIVATE, Detail.NO_CACHE)
+        forbidding: tuple[Detail, ...] = (Detail.NO_STORE, Detail.PRIVATE, Detail.NO_CACHE)
         if "must-understand" in directives:
             if status not in UNDERSTOOD_STATUSES:
                 return Detail.STATUS
@@ -233,9 +233,7 @@ def entry_times(
     author asked this cache to serve it that long, whatever age it came with.
     """
     age = initial_age(headers, requested_at, received_at)
-    lifetime = freshness_lifetime(
-        ttl, headers, default_ttl, status=status, received_at=received_at
-    )
+    lifetime = freshness_lifetime(ttl, headers, default_ttl, status=status, received_at=received_at)
     if ttl is not None:
         lifetime = min(lifetime + age, MAX_LIFETIME)
     return received_at - age, lifetime

@@ -21,7 +21,7 @@ that does not parse is ignored (RFC 9213 §2.1).
 from __future__ import annotations
 
 import re
-from typing import Union
+from typing import TypeAlias
 
 __all__ = ["cache_view", "parse_dictionary", "targeted_directives"]
 
@@ -37,7 +37,7 @@ class Decimal(float):
 
 
 #: A bare item (RFC 8941 §3.3), or an inner list of them (§3.1.1).
-Item = Union[bool, int, Decimal, str, Token, bytes, list["Item"]]
+Item: TypeAlias = "bool | int | Decimal | str | Token | bytes | list[Item]"
 
 _KEY = re.compile(r"[a-z*][a-z0-9_\-.*]*")
 _TOKEN = re.compile(r"[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*")
