@@ -3,7 +3,9 @@
 Each function names the section of RFC 9111 (HTTP Caching) it implements.  The
 cache is a *shared* cache acting for the origin (a gateway cache), so it obeys
 the directives that forbid storing, while the freshness lifetime of an entry is
-what the route's marker says, falling back on the response's own directives.
+what the route's marker says, falling back on the response's own directives,
+``Expires`` and a heuristic.  Those directives are read from the headers as
+:func:`asgi_cache.targeted.cache_view` gives them (RFC 9213).
 """
 
 from __future__ import annotations
@@ -142,8 +144,10 @@ def freshness_lifetime(
     - a heuristic lifetime (§4.2.2), unless ``default_ttl`` is ``None``
       (heuristic freshness off), only for a status heuristically cacheable
       (RFC 9110 §15.1) or a ``public`` response: 10% of the time between
-      ``Last-Modified`` and ``Date`` capped at ``default_ttl``, or
-      ``default_ttl`` itself without a valid ``Last-Modified``.
+      ``Last-Modified`` and ``Date`` (or the time received) capped at
+      ``default_ttl``, or ``default_ttl`` itself without a valid
+      ``Last-Modified``.  A ``Last-Modified`` later than ``Date`` says the
+      resource is changing now: no lifetime.
 
     0 means stale: not worth storing without a stale window.
     """
