@@ -169,12 +169,14 @@ async def test_a_miss_coalesced_across_two_processes_costs_redis_a_few_lock_comm
         await client_a.get("/item")  # Redis now knows the tag script: one EVALSHA from now on
         await client_b.get("/item")
         resp_command(server.host, server.port, "CONFIG", "RESETSTAT")
+        began = time.monotonic()
         async with anyio.create_task_group() as group:
             group.start_soon(client_a.get, "/report")
             await a.computing.wait()
             for _ in range(50):
                 group.start_soon(client_a.get, "/report")
                 group.start_soon(client_b.get, "/report")
+    held = time.monotonic() - began
     info = resp_command(server.host, server.port, "INFO", "commandstats")
     assert isinstance(info, bytes)
     calls = {
@@ -185,7 +187,9 @@ async def test_a_miss_coalesced_across_two_processes_costs_redis_a_few_lock_comm
     print(f"\nRedis commands for 101 concurrent misses in two processes: {calls}")
     assert len(a.starts) + len(b.starts) == 1
     assert calls.get("set", 0) == 3  # two lock attempts and the entry
-    assert calls.get("eval", 0) == 1  # the release
+    # The release, and a renewal per third of the lease the lock was held (a loaded
+    # machine can stretch the 0.2 s route past the first one).
+    assert 1 <= calls.get("eval", 0) <= 1 + int(held / (1.0 / 3))
     assert calls.get("exists", 0) <= 12  # the one poller of the other process, with backoff
 
 
