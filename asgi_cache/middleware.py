@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_cache.background import Background, refresh_scope, revalidate
 from asgi_cache.cache import SCOPE_KEY, Cache
-from asgi_cache.entry import DecodedEntries, Entry
+from asgi_cache.entry import DecodedEntries, Entry, VaryRecord
 from asgi_cache.flight import Coalescer, Flight, Leadership
 from asgi_cache.keys import path_tag, tag_key
 from asgi_cache.lookup import Lookup, look_up
@@ -159,6 +159,13 @@ class CacheMiddleware:
             return
         decoded = self._decoded
         entry = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
+        if isinstance(entry, VaryRecord):  # the response varies on headers outside the key
+            try:
+                entry = await self._variant(lookup, entry, scope)
+            except Exception as exc:
+                cache.counters.store_failed("get", exc)
+                await self._bypass(Detail.STORE_UNAVAILABLE, scope, receive, send)
+                return
         if entry is None:
             await self._miss(lookup, None, scope, receive, send)
             return
@@ -179,6 +186,19 @@ class CacheMiddleware:
             await self._miss(lookup, None, scope, receive, send)
         else:
             assert_never(usable)
+
+    async def _variant(self, lookup: Lookup, record: VaryRecord, scope: Scope) -> Entry | None:
+        """The stored variant of ``lookup``'s page that this request selects.
+
+        RFC 9111 §4.1: the page key holds the names of the headers the
+        response varies on beyond the key; their normalised values key the
+        variant (:meth:`Lookup.select`), at the cost of a second store read.
+        """
+        lookup.select(record.names, scope["headers"])
+        data = await self.cache.store.get(lookup.key)
+        decoded = self._decoded
+        found = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
+        return found if isinstance(found, Entry) else None
 
     async def _miss(
         self, lookup: Lookup, stale: Entry | None, scope: Scope, receive: Receive, send: Send
@@ -215,9 +235,10 @@ class CacheMiddleware:
                 cache.counters.store_failed("get", exc)
                 return False
             decoded = self._decoded
-            entry = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
-            if entry is None:
+            found = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
+            if not isinstance(found, Entry):  # none, or a vary record the leader just wrote
                 return False
+            entry = found
         now = cache.clock()
         if reuse(entry, now) is not Reuse.FRESH:
             return False

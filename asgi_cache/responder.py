@@ -29,8 +29,9 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_cache.cache import Cache
-from asgi_cache.entry import Entry, encode
+from asgi_cache.entry import Entry, VaryRecord, encode, encode_record
 from asgi_cache.flight import Leadership
+from asgi_cache.keys import variant_key
 from asgi_cache.lookup import Lookup
 from asgi_cache.policy import (
     coding_refused,
@@ -42,6 +43,13 @@ from asgi_cache.policy import (
 )
 from asgi_cache.status import Detail, forwarded, with_status
 from asgi_cache.stores.base import Fence
+from asgi_cache.variants import (
+    normalised,
+    request_values,
+    selecting_names,
+    with_private,
+    with_vary,
+)
 
 __all__ = ["Outcome", "Responder"]
 
@@ -75,6 +83,8 @@ class Responder:
         "lookup",
         "persist",
         "receive_",
+        "request_headers",
+        "selecting",
         "send_",
         "stand_in",
         "start",
@@ -111,9 +121,14 @@ class Responder:
         self.storing = True
         self.buffer: list[bytes] = []
         self.buffered = 0
+        self.request_headers: list[tuple[bytes, bytes]] = []
+        # The request headers beyond the key that select the response (RFC 9111
+        # §4.1): non-empty, it is stored as a variant under a vary record.
+        self.selecting: tuple[bytes, ...] = ()
 
     async def run(self, app: ASGIApp, scope: Scope) -> Outcome:
         """Run ``app`` for this miss; the leadership is released however it ends."""
+        self.request_headers = scope["headers"]
         try:
             await self._take_fence()
             if not self.stand_in:
@@ -236,17 +251,44 @@ class Responder:
             return
         headers: Headers = list(message.get("headers", ()))
         route = self.lookup.route
-        reason = unstorable_reason(status, headers, route.statuses, route.key_header_names)
-        if reason is None and coding_refused(headers, self.lookup.codings):
-            reason = Detail.CONTENT_ENCODING
+        reason = unstorable_reason(status, headers, route.statuses)
+        selecting = self.lookup.varied
+        if reason is None:
+            found = selecting_names(headers, route.key_header_names, selecting)
+            if found is None:
+                reason = Detail.VARY
+            elif coding_refused(headers, self._codings()):
+                reason = Detail.CONTENT_ENCODING
+            else:
+                selecting = found
         if reason is not None:
             await self._not_storing(reason.value)
+            message = {**message, "headers": self._downstream(headers, selecting)}
             await self._forward(with_status(message, forwarded(self.lookup.fwd, reason)))
             return
         if route.cache_control is not None:
             headers = [(n, v) for n, v in headers if n.lower() != b"cache-control"]
             headers.append((b"cache-control", route.cache_control))
-        self.held = self.start = {**message, "headers": headers}
+        self.selecting = selecting
+        self.held = self.start = {**message, "headers": self._downstream(headers, selecting)}
+
+    def _codings(self) -> bytes:
+        """The known content codings the request accepts (RFC 9110 §12.5.3), as keyed."""
+        if self.lookup.route.key_codings:
+            return self.lookup.codings
+        values = [v for n, v in self.request_headers if n.lower() == b"accept-encoding"]
+        return normalised(b"accept-encoding", values or None) or b""
+
+    def _downstream(self, headers: Headers, selecting: tuple[bytes, ...]) -> Headers:
+        """The response as clients and caches downstream get it: its ``Vary``
+        names every request header that selected it, and a ``key=`` route's is
+        ``private`` (see :mod:`asgi_cache.variants`)."""
+        route = self.lookup.route
+        names = route.vary_names
+        if selecting:
+            names = tuple(sorted({*names, *selecting}))
+        headers = with_vary(headers, names)
+        return with_private(headers) if route.private else headers
 
     async def _store(self, body: bytes) -> bool:
         """Store the finished response; a store failure only costs the entry."""
@@ -262,10 +304,13 @@ class Responder:
             return False
         entry = Entry(self.start["status"], headers, body, cache.clock(), ttl, swr, sie)
         stored = False
+        key = self.lookup.key
         if self.persist:
             try:
+                if self.selecting:
+                    key = await self._record(ttl + max(swr, sie))
                 stored = await cache.store.set(
-                    self.lookup.key, encode(entry), ttl + max(swr, sie), self.tags, self.fence
+                    key, encode(entry), ttl + max(swr, sie), self.tags, self.fence
                 )
             except Exception as exc:
                 cache.counters.store_failed("set", exc)
@@ -280,5 +325,22 @@ class Responder:
             # Unstored (the store failed, or refused it), it may predate a write
             # another process acknowledged meanwhile, which only the store's
             # fence could have told: the followers go to the application.
-            await self.leadership.release(entry if stored else None)
+            # A variant of other headers than the followers were keyed on may
+            # not be theirs: they go to the application.
+            await self.leadership.release(entry if stored and key == self.lookup.key else None)
         return stored
+
+    async def _record(self, ttl: float) -> str:
+        """Store the vary record under the page key; return the variant's key.
+
+        RFC 9111 §4.1: the record names the headers that select among the
+        page's stored responses; it carries the entry's tags, so any
+        invalidation of the variant removes the record too, and lives as long
+        as the newest variant (an older one outliving it is only read again
+        once a response stores the record anew).
+        """
+        lookup = self.lookup
+        names = self.selecting
+        record = encode_record(VaryRecord(names))
+        await self.cache.store.set(lookup.primary, record, ttl, self.tags, self.fence)
+        return variant_key(lookup.primary, names, request_values(self.request_headers, names))
