@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,6 +38,7 @@ from asgi_cache.replay import send_entry
 from asgi_cache.responder import Outcome, Responder
 from asgi_cache.routes import ReadRoute, RouteTable, compile_routes, find_routes
 from asgi_cache.status import Detail, Forward, forwarded, hit, with_status
+from asgi_cache.variants import downstream
 
 if sys.version_info >= (3, 11):
     from typing import assert_never
@@ -51,6 +53,8 @@ logger = logging.getLogger("asgi_cache")
 # several times faster than an enum class attribute).
 _FRESH: Final = Reuse.FRESH
 _URI_MISS: Final = Forward.URI_MISS
+
+Headers = list[tuple[bytes, bytes]]
 
 
 def _route_path(scope: Scope) -> str:
@@ -207,7 +211,14 @@ class CacheMiddleware:
         a ``stale`` entry answers instead if the application fails."""
         cache = self.cache
         if lookup.head:  # a HEAD has no body to store
-            await self._forward(forwarded(lookup.fwd, Detail.HEAD), scope, receive, send)
+            route = lookup.route
+            await self._forward(
+                forwarded(lookup.fwd, Detail.HEAD),
+                scope,
+                receive,
+                send,
+                lambda headers: downstream(headers, route.vary_names, lookup.varied, route.private),
+            )
             return
         leadership: Leadership | None = None
         if cache.coalesce:
@@ -276,12 +287,22 @@ class CacheMiddleware:
         self.cache.counters.bypasses[reason.value if isinstance(reason, Detail) else reason] += 1
         await self._forward(forwarded(Forward.BYPASS, reason), scope, receive, send)
 
-    async def _forward(self, status: bytes, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the application untouched but for a ``Cache-Status: status``."""
+    async def _forward(
+        self,
+        status: bytes,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: Callable[[Headers], Headers] | None = None,
+    ) -> None:
+        """Run the application untouched but for a ``Cache-Status: status``
+        (and what ``headers`` makes of the response's headers)."""
         logger.debug("asgi-cache: %s %s", status.decode("latin-1"), scope["path"])
 
         async def send_with_status(message: Message) -> None:
             if message["type"] == "http.response.start":
+                if headers is not None:
+                    message = {**message, "headers": headers(list(message.get("headers", ())))}
                 message = with_status(message, status)
             await send(message)
 

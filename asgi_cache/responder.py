@@ -43,13 +43,7 @@ from asgi_cache.policy import (
 )
 from asgi_cache.status import Detail, forwarded, with_status
 from asgi_cache.stores.base import Fence
-from asgi_cache.variants import (
-    normalised,
-    request_values,
-    selecting_names,
-    with_private,
-    with_vary,
-)
+from asgi_cache.variants import downstream, normalised, request_values, selecting_names
 
 __all__ = ["Outcome", "Responder"]
 
@@ -280,15 +274,8 @@ class Responder:
         return normalised(b"accept-encoding", values or None) or b""
 
     def _downstream(self, headers: Headers, selecting: tuple[bytes, ...]) -> Headers:
-        """The response as clients and caches downstream get it: its ``Vary``
-        names every request header that selected it, and a ``key=`` route's is
-        ``private`` (see :mod:`asgi_cache.variants`)."""
         route = self.lookup.route
-        names = route.vary_names
-        if selecting:
-            names = tuple(sorted({*names, *selecting}))
-        headers = with_vary(headers, names)
-        return with_private(headers) if route.private else headers
+        return downstream(headers, route.vary_names, selecting, route.private)
 
     async def _store(self, body: bytes) -> bool:
         """Store the finished response; a store failure only costs the entry."""

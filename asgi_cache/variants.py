@@ -26,6 +26,7 @@ from collections.abc import Collection, Iterable, Sequence
 from asgi_cache.headers import accepted_codings, is_token, parse_cache_control, parse_vary
 
 __all__ = [
+    "downstream",
     "normalised",
     "request_values",
     "selecting_names",
@@ -39,6 +40,21 @@ Headers = list[tuple[bytes, bytes]]
 #: ranges (RFC 9110 §12.5.1, §12.5.4, and the obsolete Accept-Charset): their
 #: whitespace and case carry no meaning.
 _CASELESS_LISTS = frozenset({b"accept", b"accept-charset", b"accept-language"})
+
+
+def downstream(
+    headers: Headers, names: Sequence[bytes], selecting: Sequence[bytes], private: bool
+) -> Headers:
+    """A cached route's response as clients and caches downstream get it.
+
+    Its ``Vary`` names the route's selecting headers (``names``) and those of
+    its variant (``selecting``), see :func:`with_vary`; a ``private`` route's
+    ``Cache-Control`` says so, see :func:`with_private`.
+    """
+    if selecting:
+        names = sorted({*names, *selecting})
+    headers = with_vary(headers, names)
+    return with_private(headers) if private else headers
 
 
 def with_vary(headers: Headers, names: Sequence[bytes]) -> Headers:

@@ -248,6 +248,27 @@ async def test_a_response_that_is_not_stored_names_the_key_headers_too(
     assert "accept-language" in vary_of(response)
 
 
+async def test_a_head_that_goes_to_the_application_names_the_key_headers(
+    make_cache: MakeCache,
+) -> None:
+    app, _ = build(make_cache())
+    async with client_for(app) as client:
+        response = await client.head("/lang", headers={"accept-language": "fr"})
+    assert response.headers["cache-status"] == not_stored(Detail.HEAD)
+    assert "accept-language" in vary_of(response)
+
+
+async def test_a_head_answered_from_the_entry_names_the_key_headers(
+    make_cache: MakeCache,
+) -> None:
+    app, _ = build(make_cache())
+    async with client_for(app) as client:
+        await client.get("/lang", headers={"accept-language": "fr"})
+        response = await client.head("/lang", headers={"accept-language": "fr"})
+    assert is_hit(response)
+    assert "accept-language" in vary_of(response)
+
+
 # A route keyed by a key function is private downstream
 
 
@@ -267,6 +288,13 @@ async def test_a_key_route_adds_private_to_the_apps_cache_control(make_cache: Ma
         hit = await client.get("/user?cache-control=public,%20max-age=30")
     assert is_hit(hit)
     assert directives_of(hit) == ["public", "max-age=30", "private"]
+
+
+async def test_a_head_of_a_key_route_is_private(make_cache: MakeCache) -> None:
+    app, _ = build(make_cache())
+    async with client_for(app) as client:
+        response = await client.head("/user", headers={"x-user": "alice"})
+    assert directives_of(response) == ["private"]
 
 
 async def test_a_key_route_keeps_the_apps_no_store_as_it_is(make_cache: MakeCache) -> None:
