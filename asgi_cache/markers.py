@@ -86,11 +86,15 @@ def cached(
     :param vary: request header names added to the key (on top of the cache's
         own), e.g. ``("accept-language",)`` or ``("authorization",)`` for
         per-user pages.  Naming a credential header here allows requests that
-        carry it to be cached, each user under their own key.
+        carry it to be cached, each user under their own key.  Responses name
+        these headers in ``Vary``, so caches downstream keep them apart too.
+        An application's own ``Vary`` needs no declaration: the headers it
+        names select variants (RFC 9111 §4.1), at one more store read per hit.
     :param key: ``key(request) -> value``: a custom key part (a session's user
         id).  Its result is added to the key with ``str()``.  A route with a
         ``key`` is cached even for requests carrying credentials: the function
-        is responsible for separating users.
+        is responsible for separating users.  Its responses get
+        ``Cache-Control: private`` unless ``shared=True``.
     :param statuses: response statuses that may be stored (default:
         :data:`asgi_cache.policy.DEFAULT_STATUSES`); 5xx is refused.
     :param cache_control: replaces the ``Cache-Control`` that clients and CDNs
