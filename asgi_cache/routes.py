@@ -227,7 +227,10 @@ class ReadRoute(_Tagged):
     statuses: frozenset[int]
     max_body_size: int
     cache_control: bytes | None
-    key_header_names: frozenset[str]  # what the key selects on already (Vary needs no variant)
+    # What selects the entry already, so a Vary naming it needs no variant: the
+    # key headers, keyed codings, and the credential headers that a request
+    # reaching the store never carries (it bypasses).
+    key_header_names: frozenset[str]
     key_codings: bool  # whether accepted content codings split the key
     # Lifetimes: the route's own setting (None: the response's directives),
     # and the cache's defaults behind it.
@@ -481,7 +484,11 @@ def _read_route(
         statuses=rule.statuses if rule.statuses is not None else cache.statuses,
         max_body_size=rule.max_body_size or cache.max_body_size,
         cache_control=None if rule.cache_control is None else rule.cache_control.encode("latin-1"),
-        key_header_names=frozenset(names | {"accept-encoding"} if key_codings else names),
+        key_header_names=frozenset(
+            names
+            | ({"accept-encoding"} if key_codings else set())
+            | {name for name in cache.credential_headers if name not in keyed}
+        ),
         key_codings=key_codings,
         ttl=rule.ttl,
         default_ttl=cache.default_ttl,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 
+import anyio
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -84,6 +85,13 @@ def build(cache: Cache) -> tuple[Starlette, Calls]:
         value = request.headers.get("accept-language", "none")
         return Response(f"language {value}", headers={"vary": "Accept-Language"})
 
+    @cached(ttl=60)
+    async def slow_tenant(request: Request) -> Response:
+        calls["slow_tenant"] += 1
+        await anyio.sleep(0.1)  # a slow page: the other requests arrive meanwhile
+        name = request.headers.get("x-tenant", "none")
+        return Response(f"tenant {name}", headers={"vary": "x-tenant"})
+
     @invalidates("tenants")
     async def edit_tenants(request: Request) -> Response:
         return Response("edited")
@@ -121,6 +129,7 @@ def build(cache: Cache) -> tuple[Starlette, Calls]:
             Route("/tenant", tenant),
             Route("/tenant", edit_tenants, methods=["POST"]),
             Route("/language", language),
+            Route("/slow-tenant", slow_tenant),
             Route("/negotiated", negotiated),
             Route("/precompressed", precompressed),
             Route("/declared", declared),
@@ -129,6 +138,18 @@ def build(cache: Cache) -> tuple[Starlette, Calls]:
     )
     app.add_middleware(CacheMiddleware, cache=cache)
     return app, calls
+
+
+class CountingStore(MemoryStore):
+    """A memory store that counts its reads, to show what a hit costs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def get(self, key: str) -> bytes | None:
+        self.reads += 1
+        return await super().get(key)
 
 
 def vary_of(response: httpx.Response) -> list[str]:
@@ -432,6 +453,17 @@ async def test_a_request_without_the_varied_header_has_a_variant_of_its_own(
     assert calls["tenant"] == 2
 
 
+async def test_a_vary_on_a_credential_that_bypasses_needs_no_variant() -> None:
+    store = CountingStore()
+    app, _ = build(Cache(store))
+    async with client_for(app) as client:
+        await client.get("/plain?vary=Cookie")
+        store.reads = 0
+        hit = await client.get("/plain?vary=Cookie")
+    assert is_hit(hit)
+    assert store.reads == 1  # requests with a cookie bypass: every stored one has none
+
+
 async def test_a_varied_header_is_compared_after_normalisation(make_cache: MakeCache) -> None:
     app, calls = build(make_cache())
     async with client_for(app) as client:
@@ -458,6 +490,24 @@ async def test_a_304_is_answered_from_a_variant(make_cache: MakeCache) -> None:
         )
     assert revalidated.status_code == 304
     assert is_hit(revalidated)
+
+
+async def test_concurrent_misses_for_different_variants_each_get_their_own(
+    make_cache: MakeCache,
+) -> None:
+    app, _ = build(make_cache())
+    bodies: dict[str, str] = {}
+    async with client_for(app) as client:
+
+        async def get(tenant: str) -> None:
+            response = await client.get("/slow-tenant", headers={"x-tenant": tenant})
+            bodies[tenant] = response.text
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tasks:
+                for n in range(10):
+                    tasks.start_soon(get, f"t{n}")
+    assert bodies == {f"t{n}": f"tenant t{n}" for n in range(10)}
 
 
 async def test_invalidating_a_tag_removes_every_variant(make_cache: MakeCache) -> None:
@@ -516,18 +566,6 @@ async def test_clear_removes_every_variant(make_cache: MakeCache) -> None:
 
 
 # Store round trips
-
-
-class CountingStore(MemoryStore):
-    """A memory store that counts its reads, to show what a hit costs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads = 0
-
-    async def get(self, key: str) -> bytes | None:
-        self.reads += 1
-        return await super().get(key)
 
 
 async def hit_reads(path: str, headers: dict[str, str]) -> int:
