@@ -145,12 +145,12 @@ class CacheMiddleware:
             route, route_path, scope, receive, cache.prefix, cache.honor_request_cache_control
         )
         if not isinstance(lookup, Lookup):
-            await self._bypass(lookup, scope, receive, send)
+            await self._bypass(lookup, scope, receive, send, route)
             return
         if cache.pending.waiting and not await cache.pending.try_apply():
             # An invalidation the store has not taken yet: nothing it may
             # concern can be served from the store.
-            await self._bypass(Detail.INVALIDATION_PENDING, scope, receive, send)
+            await self._bypass(Detail.INVALIDATION_PENDING, scope, receive, send, route)
             return
         if lookup.fwd is not _URI_MISS:  # the client asked for a new response
             await self._miss(lookup, None, scope, receive, send)
@@ -159,7 +159,7 @@ class CacheMiddleware:
             data = await cache.store.get(lookup.key)
         except Exception as exc:
             cache.counters.store_failed("get", exc)
-            await self._bypass(Detail.STORE_UNAVAILABLE, scope, receive, send)
+            await self._bypass(Detail.STORE_UNAVAILABLE, scope, receive, send, route)
             return
         decoded = self._decoded
         entry = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
@@ -168,7 +168,7 @@ class CacheMiddleware:
                 entry = await self._variant(lookup, entry, scope)
             except Exception as exc:
                 cache.counters.store_failed("get", exc)
-                await self._bypass(Detail.STORE_UNAVAILABLE, scope, receive, send)
+                await self._bypass(Detail.STORE_UNAVAILABLE, scope, receive, send, route)
                 return
         if entry is None:
             await self._miss(lookup, None, scope, receive, send)
@@ -282,10 +282,23 @@ class CacheMiddleware:
             lambda: revalidate(self.app, self.cache, self._coalescer, lookup, scope)
         )
 
-    async def _bypass(self, reason: str, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the application without looking anything up, counted by ``reason``."""
+    async def _bypass(
+        self, reason: str, scope: Scope, receive: Receive, send: Send, route: ReadRoute
+    ) -> None:
+        """Run the application without looking anything up, counted by ``reason``.
+
+        The response still names the route's selecting headers and is private
+        on a ``key=`` route: a cache downstream must not hand a page computed
+        for one user (a failing store, a failing key function) to another.
+        """
         self.cache.counters.bypasses[reason.value if isinstance(reason, Detail) else reason] += 1
-        await self._forward(forwarded(Forward.BYPASS, reason), scope, receive, send)
+        await self._forward(
+            forwarded(Forward.BYPASS, reason),
+            scope,
+            receive,
+            send,
+            lambda headers: downstream(headers, route.vary_names, (), route.private),
+        )
 
     async def _forward(
         self,

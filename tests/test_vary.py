@@ -22,6 +22,7 @@ from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached, invalidates
 from asgi_cache.status import Detail
 from tests.helpers import (
     STORED,
+    BrokenStore,
     Calls,
     Clock,
     MakeCache,
@@ -316,6 +317,24 @@ async def test_a_head_of_a_key_route_is_private(make_cache: MakeCache) -> None:
     async with client_for(app) as client:
         response = await client.head("/user", headers={"x-user": "alice"})
     assert directives_of(response) == ["private"]
+
+
+async def test_a_key_route_answered_past_a_failing_store_is_private() -> None:
+    app, _ = build(Cache(BrokenStore()))
+    async with client_for(app) as client:
+        response = await client.get("/user", headers={"x-user": "alice"})
+    assert detail_of(response) == Detail.STORE_UNAVAILABLE.value
+    assert directives_of(response) == ["private"]
+
+
+async def test_a_request_bypassing_for_its_credentials_is_answered_with_vary(
+    make_cache: MakeCache,
+) -> None:
+    app, _ = build(make_cache())
+    async with client_for(app) as client:
+        response = await client.get("/lang", headers={"cookie": "session=alice"})
+    assert detail_of(response) == "cookie"
+    assert sorted(vary_of(response)) == ["accept-language", "authorization", "cookie"]
 
 
 async def test_a_key_route_keeps_the_apps_no_store_as_it_is(make_cache: MakeCache) -> None:
