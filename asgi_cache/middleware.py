@@ -1,10 +1,12 @@
 """``CacheMiddleware``: answers hits before routing, stores what may be stored.
 
 A pure ASGI middleware.  For a GET or HEAD of a ``@cached`` route it builds the
-key from the raw request, asks the store once, and on a hit sends the stored
-response itself: no routing, no dependency, no serialisation runs.  On a miss
-it runs the application through a :class:`~asgi_cache.responder.Responder` that
-watches the response go by and stores it once it is complete and storable;
+key from the raw request, asks the store once (twice when the response varies
+on headers outside the key, see :mod:`asgi_cache.variants`), and on a hit
+sends the stored response itself: no routing, no dependency, no serialisation
+runs.  On a miss it runs the application through a
+:class:`~asgi_cache.responder.Responder` that watches the response go by and
+stores it once it is complete and storable;
 concurrent misses on one key are coalesced so only one reaches the application.
 A successful unsafe request (POST, PUT, PATCH, DELETE) invalidates its path and
 ``@invalidates`` tags before its response start reaches the client.
@@ -139,7 +141,8 @@ class CacheMiddleware:
     async def _read(
         self, route: ReadRoute, route_path: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        """The hit path: key the request, ask the store once, answer if fresh."""
+        """The hit path: key the request, ask the store once (a vary record: once
+        more, for the variant), answer if fresh."""
         cache = self.cache
         lookup = await look_up(
             route, route_path, scope, receive, cache.prefix, cache.honor_request_cache_control
