@@ -35,14 +35,16 @@ from asgi_cache.keys import variant_key
 from asgi_cache.lookup import Lookup
 from asgi_cache.policy import (
     coding_refused,
-    freshness_lifetime,
+    entry_times,
     is_error,
+    retention,
     stale_windows,
     unstorable_reason,
     with_etag,
 )
 from asgi_cache.status import Detail, forwarded, with_status
 from asgi_cache.stores.base import Fence
+from asgi_cache.targeted import cache_view
 from asgi_cache.variants import downstream, normalised, request_values, selecting_names
 
 __all__ = ["Outcome", "Responder"]
@@ -77,7 +79,9 @@ class Responder:
         "lookup",
         "persist",
         "receive_",
+        "received_at",
         "request_headers",
+        "requested_at",
         "selecting",
         "send_",
         "stand_in",
@@ -115,6 +119,7 @@ class Responder:
         self.storing = True
         self.buffer: list[bytes] = []
         self.buffered = 0
+        self.requested_at = self.received_at = cache.clock()  # RFC 9111 §4.2.3
         self.request_headers: list[tuple[bytes, bytes]] = []
         # The request headers beyond the key that select the response (RFC 9111
         # §4.1): non-empty, it is stored as a variant under a vary record.
@@ -239,13 +244,15 @@ class Responder:
         """Decide on the response start: hold it back, or forward it unstored."""
         if self.timer is not None:
             self.timer.deadline = math.inf  # the response has begun: no cut-off
+        self.received_at = self.cache.clock()
         status = message["status"]
         if self.stand_in and is_error(status):
             self.failed = True
             return
         headers: Headers = list(message.get("headers", ()))
         route = self.lookup.route
-        reason = unstorable_reason(status, headers, route.statuses)
+        view = cache_view(headers, route.targets)
+        reason = unstorable_reason(status, view, route.statuses)
         selecting = self.lookup.varied
         if reason is None:
             found = selecting_names(headers, route.key_header_names, selecting)
@@ -281,24 +288,38 @@ class Responder:
         """Store the finished response; a store failure only costs the entry."""
         cache = self.cache
         route = self.lookup.route
-        headers = [(n, v) for n, v in with_etag(self.start["headers"], body) if n != b"age"]
-        ttl = freshness_lifetime(route.ttl, headers, route.default_ttl)
-        swr, sie = stale_windows(
-            route.stale_while_revalidate, route.stale_if_error, headers, route.stale_defaults
+        received = self.start["headers"]
+        status = self.start["status"]
+        view = cache_view(received, route.targets)
+        stored_at, fresh_for = entry_times(
+            route.ttl,
+            view,
+            route.default_ttl,
+            status=status,
+            requested_at=self.requested_at,
+            received_at=self.received_at,
         )
-        if ttl <= 0:
+        swr, sie = stale_windows(
+            route.stale_while_revalidate,
+            route.stale_if_error,
+            view,
+            route.stale_defaults,
+            ttl=route.ttl,
+        )
+        # A hit sends its own Age (RFC 9111 §5.1): the one received is in stored_at.
+        headers = [(n, v) for n, v in with_etag(received, body) if n.lower() != b"age"]
+        entry = Entry(status, headers, body, stored_at, fresh_for, swr, sie)
+        keep_for = retention(entry, cache.clock())
+        if keep_for <= 0:
             await self._not_storing("no lifetime")
             return False
-        entry = Entry(self.start["status"], headers, body, cache.clock(), ttl, swr, sie)
         stored = False
         key = self.lookup.key
         if self.persist:
             try:
                 if self.selecting:
-                    key = await self._record(ttl + max(swr, sie))
-                stored = await cache.store.set(
-                    key, encode(entry), ttl + max(swr, sie), self.tags, self.fence
-                )
+                    key = await self._record(keep_for)
+                stored = await cache.store.set(key, encode(entry), keep_for, self.tags, self.fence)
             except Exception as exc:
                 cache.counters.store_failed("set", exc)
                 self.persist = False
