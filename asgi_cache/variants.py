@@ -89,30 +89,34 @@ def with_vary(headers: Headers, names: Sequence[bytes]) -> Headers:
 
 
 def with_private(headers: Headers) -> Headers:
-    """``headers`` whose ``Cache-Control`` forbids shared caches to store them.
+    """``headers`` whose cache-control fields forbid shared caches to store them.
 
     RFC 9111 §5.2.2.7: ``private`` lets the client's own cache keep the
     response but no shared one.  For a route keyed by a ``key=`` callable (a
     session, a claim of a token, a user id in a cookie) no ``Vary`` can name
     what selected the response, so a CDN must not reuse it.  The directive is
     added to the application's ``Cache-Control`` (after ``public``, which it
-    overrides for shared caches), or makes one when there is none;
-    ``no-store`` (§5.2.2.5) already forbids more and is left as it is.
+    overrides for shared caches), or makes one when there is none; and to
+    every targeted field (RFC 9213 §2.2: ``CDN-Cache-Control`` and the like,
+    which a CDN obeys *instead of* ``Cache-Control``).  A field that says
+    ``no-store`` (§5.2.2.5) or ``private`` already is left as it is.
     """
-    last = -1
-    values: list[bytes] = []
+    fields: dict[bytes, tuple[int, list[bytes]]] = {}
     for index, (name, value) in enumerate(headers):
-        if name.lower() == b"cache-control":
-            last = index
-            values.append(value)
-    if last < 0:
-        return [*headers, (b"cache-control", b"private")]
-    directives = parse_cache_control(values)
-    if "no-store" in directives or ("private" in directives and not directives["private"]):
-        return headers
-    name, value = headers[last]
-    joined = value + b", private" if value.strip() else b"private"
-    return [*headers[:last], (name, joined), *headers[last + 1 :]]
+        lower = name.lower()
+        if lower == b"cache-control" or lower.endswith(b"-cache-control"):
+            found = fields.get(lower)
+            fields[lower] = (index, [*found[1], value] if found else [value])
+    if b"cache-control" not in fields:
+        headers = [*headers, (b"cache-control", b"private")]
+    for last, values in fields.values():
+        directives = parse_cache_control(values)
+        if "no-store" in directives or ("private" in directives and not directives["private"]):
+            continue
+        name, value = headers[last]
+        joined = value + b", private" if value.strip() else b"private"
+        headers = [*headers[:last], (name, joined), *headers[last + 1 :]]
+    return headers
 
 
 def selecting_names(

@@ -79,6 +79,28 @@ def test_no_store_or_private_is_left_as_it_is(value: bytes) -> None:
     assert with_private(headers) is headers
 
 
+def test_private_is_added_to_each_targeted_field_too() -> None:
+    headers = [(b"CDN-Cache-Control", b"max-age=60"), (b"cache-control", b"max-age=5")]
+    assert with_private(headers) == [
+        (b"CDN-Cache-Control", b"max-age=60, private"),
+        (b"cache-control", b"max-age=5, private"),
+    ]
+
+
+def test_a_targeted_field_alone_still_gets_a_private_cache_control() -> None:
+    assert with_private([(b"cdn-cache-control", b"max-age=60")]) == [
+        (b"cdn-cache-control", b"max-age=60, private"),
+        (b"cache-control", b"private"),
+    ]
+
+
+def test_a_targeted_no_store_is_left_as_it_is() -> None:
+    assert with_private([(b"cdn-cache-control", b"no-store")]) == [
+        (b"cdn-cache-control", b"no-store"),
+        (b"cache-control", b"private"),
+    ]
+
+
 def test_a_private_limited_to_fields_still_gets_a_plain_private() -> None:
     assert with_private([(b"cache-control", b'private="x-user"')]) == [
         (b"cache-control", b'private="x-user", private')

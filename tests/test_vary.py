@@ -337,6 +337,15 @@ async def test_a_request_bypassing_for_its_credentials_is_answered_with_vary(
     assert sorted(vary_of(response)) == ["accept-language", "authorization", "cookie"]
 
 
+async def test_a_key_route_adds_private_to_a_cdn_cache_control(make_cache: MakeCache) -> None:
+    app, _ = build(make_cache())
+    async with client_for(app) as client:
+        await client.get("/user?cdn-cache-control=max-age=600")
+        hit = await client.get("/user?cdn-cache-control=max-age=600")
+    assert is_hit(hit)
+    assert hit.headers["cdn-cache-control"] == "max-age=600, private"
+
+
 async def test_a_key_route_keeps_the_apps_no_store_as_it_is(make_cache: MakeCache) -> None:
     app, _ = build(make_cache())
     async with client_for(app) as client:
