@@ -66,11 +66,14 @@ class Cache:
         with a valid value is obeyed instead of ``Cache-Control`` and
         ``Expires``; all are forwarded as they are.  ``()``: none.
     :param vary: request header names that are part of every route's key
-        (``("accept-language",)``).
+        (``("accept-language",)``), and named in the ``Vary`` of every cached
+        route's responses (RFC 9111 §4.1).
     :param credential_headers: request headers that identify a user.  A request
         carrying one is neither served from nor stored into the cache unless the
         route keys on it (``vary=`` or ``key=``), so one user's page is never
-        served to another.  Narrow it for apps whose cookies are not credentials.
+        served to another.  Since their presence decides what a request gets,
+        cached routes name them in ``Vary`` too.  Narrow it for apps whose
+        cookies are not credentials.
     :param statuses: response statuses stored by default (never 5xx).
     :param max_body_size: largest body stored, in bytes; larger responses are
         passed through untouched.

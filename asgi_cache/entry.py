@@ -12,10 +12,20 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import struct
 from typing import NamedTuple
 
-__all__ = ["CorruptEntry", "DecodedEntries", "Entry", "decode", "encode"]
+__all__ = [
+    "CorruptEntry",
+    "DecodedEntries",
+    "Entry",
+    "VaryRecord",
+    "decode",
+    "decode_record",
+    "encode",
+    "encode_record",
+]
 
 logger = logging.getLogger("asgi_cache")
 
@@ -117,7 +127,40 @@ def decode(data: bytes) -> Entry:
     return Entry(status, headers, data[offset:], stored_at, fresh_for, swr, sie)
 
 
-class DecodedEntries(dict[bytes, Entry]):
+class VaryRecord(NamedTuple):
+    """What a page key holds when its response varies on headers outside the key.
+
+    RFC 9111 §4.1: the stored responses of one URI are told apart by the
+    request headers their ``Vary`` names.  When those are not all part of the
+    route's key, the page key keeps this record of the names (lower-case,
+    sorted) and each variant lives under
+    :func:`~asgi_cache.keys.variant_key`: a hit then costs a second store read.
+    """
+
+    names: tuple[bytes, ...]
+
+
+_RECORD_MAGIC = b"AV\x01"
+
+
+def encode_record(record: VaryRecord) -> bytes:
+    return _RECORD_MAGIC + b",".join(record.names)
+
+
+def decode_record(data: bytes) -> VaryRecord:
+    """Parse :func:`encode_record`'s output; raise :class:`CorruptEntry` on anything else."""
+    if not data.startswith(_RECORD_MAGIC):
+        raise CorruptEntry("not an asgi-cache vary record")
+    names = tuple(data[len(_RECORD_MAGIC) :].split(b","))
+    if not all(_FIELD_NAME.fullmatch(name) for name in names) or list(names) != sorted(names):
+        raise CorruptEntry("vary record names are not sorted field names")
+    return VaryRecord(names)
+
+
+_FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
+
+
+class DecodedEntries(dict[bytes, "Entry | VaryRecord"]):
     """Recently decoded entries, by their exact stored bytes.
 
     Decoding is the largest cost of a memory hit; a hot entry comes back as the
@@ -130,10 +173,11 @@ class DecodedEntries(dict[bytes, Entry]):
     MAX_ENTRIES = 256
     MAX_BYTES = 64 * 1024
 
-    def decode(self, data: bytes, key: str) -> Entry | None:
-        """``data`` (stored under ``key``) as an entry; a corrupt or foreign value is a miss."""
+    def decode(self, data: bytes, key: str) -> Entry | VaryRecord | None:
+        """``data`` (stored under ``key``) as an entry or a vary record; a corrupt
+        or foreign value is a miss."""
         try:
-            entry = decode(data)
+            entry = decode_record(data) if data[:3] == _RECORD_MAGIC else decode(data)
         except CorruptEntry:
             logger.warning("asgi-cache: unreadable entry under %s, treated as a miss", key)
             return None

@@ -101,12 +101,24 @@ _ACCEPTED: dict[bytes, bytes] = {}
 
 
 def _accepted_codings(value: bytes) -> bytes:
-    if b";" not in value:
+    """RFC 9110 §12.5.3: a listed coding is accepted unless its weight is 0; ``*``
+    accepts every coding not listed otherwise (``*;q=0`` accepts none of them)."""
+    if b";" not in value and b"*" not in value:
         return b",".join(coding for coding in _CODINGS if coding in value)
-    accepted = []
+    accepted: set[bytes] = set()
+    refused: set[bytes] = set()
+    anything = False
     for part in value.split(b","):
         coding, _, params = part.partition(b";")
         coding = coding.strip()
-        if coding in _CODINGS and not re.match(rb"\s*q\s*=\s*0(\.0*)?\s*$", params):
-            accepted.append(coding)
-    return b",".join(sorted(set(accepted)))
+        zero = bool(_ZERO_WEIGHT.match(params))
+        if coding == b"*":
+            anything = not zero
+        elif coding in _CODINGS:
+            (refused if zero else accepted).add(coding)
+    if anything:
+        accepted.update(_CODINGS)
+    return b",".join(sorted(accepted - refused))  # a coding listed twice: refusal wins
+
+
+_ZERO_WEIGHT = re.compile(rb"\s*q\s*=\s*0(\.0*)?\s*$", re.IGNORECASE)

@@ -5,6 +5,9 @@ share one store and ``clear`` removes one cache's keys only::
 
     {prefix}:page:{32 hex digits}                   a stored response
     {prefix}:page:{32 hex digits}:lock              a miss being computed (coalescing)
+    {prefix}:page:{32 hex digits}:vary:{32 hex}     one variant of a page whose Vary names
+                                                    headers outside the key (the page key
+                                                    then holds the vary record)
     {prefix}:tag:{tag}                              a tag (the store keeps its members)
     {prefix}:path:{path}                            the tag of a path's variants
     {prefix}:memo:{module}.{qualname}:{32 hex}      a memoized result (``:lock`` too)
@@ -43,6 +46,7 @@ __all__ = [
     "namespace",
     "path_tag",
     "tag_key",
+    "variant_key",
 ]
 
 _ABSENT = b"\xff\xff\xff\xff"  # length marker of a header the request does not carry
@@ -124,6 +128,27 @@ def entry_key(
             update(len(value).to_bytes(4, "big"))
             update(value)
     return f"{prefix}:page:{digest.hexdigest()}"
+
+
+def variant_key(key: str, names: Sequence[bytes], values: Sequence[bytes | None]) -> str:
+    """Where the variant of page ``key`` selected by ``names`` = ``values`` lives.
+
+    ``{key}:vary:{32 hex digits}``: under the page key, so every prefix scan
+    (``clear``) finds it, digesting the names with their normalised values
+    length-prefixed (an absent header apart from an empty one), so no crafted
+    header value can make two variants share a key.
+    """
+    digest = blake2b(digest_size=16)
+    update = digest.update
+    for name, value in zip(names, values, strict=True):
+        update(len(name).to_bytes(4, "big"))
+        update(name)
+        if value is None:
+            update(_ABSENT)
+        else:
+            update(len(value).to_bytes(4, "big"))
+            update(value)
+    return f"{key}:vary:{digest.hexdigest()}"
 
 
 def tag_key(prefix: str, tag: str) -> str:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Iterable
 
 from starlette.requests import Request
 from starlette.types import Receive, Scope
 
 from asgi_cache.headers import accepted_codings
-from asgi_cache.keys import canonical_query, entry_key, path_tag, tag_key
+from asgi_cache.keys import canonical_query, entry_key, path_tag, tag_key, variant_key
 from asgi_cache.policy import request_directive
 from asgi_cache.routes import (
     ACCEPT_ENCODING,
@@ -25,6 +26,7 @@ from asgi_cache.routes import (
     ReadRoute,
 )
 from asgi_cache.status import Detail, Forward
+from asgi_cache.variants import request_values
 
 __all__ = ["Lookup", "look_up"]
 
@@ -36,7 +38,17 @@ _URI_MISS = Forward.URI_MISS  # bound once: read on every request
 class Lookup:
     """The route, key and request facts of one GET or HEAD of a cached route."""
 
-    __slots__ = ("codings", "fwd", "head", "if_none_match", "key", "route", "route_path")
+    __slots__ = (
+        "codings",
+        "fwd",
+        "head",
+        "if_none_match",
+        "key",
+        "primary",
+        "route",
+        "route_path",
+        "varied",
+    )
 
     def __init__(
         self,
@@ -55,6 +67,16 @@ class Lookup:
         self.if_none_match = if_none_match  #: the request's validator, if any
         self.head = head  #: a HEAD: answered from the GET entry, without body
         self.fwd = fwd  #: why a response computed for it went to the application
+        self.primary = key  #: the page key: holds the entry, or the vary record
+        self.varied: tuple[bytes, ...] = ()  #: the vary record's names, once one is found
+
+    def select(
+        self, names: tuple[bytes, ...], request_headers: Iterable[tuple[bytes, bytes]]
+    ) -> None:
+        """Key the variant the vary record ``names`` selects (RFC 9111 §4.1):
+        :attr:`key` becomes its secondary key, under :attr:`primary`."""
+        self.varied = names
+        self.key = variant_key(self.primary, names, request_values(request_headers, names))
 
     def tags(self, prefix: str) -> list[str]:
         """The store tags of the entry: the route's own tags and its path's.

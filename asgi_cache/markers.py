@@ -24,6 +24,7 @@ from asgi_cache.checks import (
     check_tags,
     check_ttl,
 )
+from asgi_cache.headers import parse_cache_control
 
 __all__ = ["CacheRule", "InvalidationRule", "cached", "invalidates"]
 
@@ -49,6 +50,7 @@ class CacheRule:
     max_body_size: int | None
     stale_while_revalidate: float | None = None
     stale_if_error: float | None = None
+    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ def cached(
     max_body_size: int | None = None,
     stale_while_revalidate: float | None = None,
     stale_if_error: float | None = None,
+    shared: bool = False,
 ) -> Callable[[F], F]:
     """Mark a GET route as cached.
 
@@ -85,11 +88,15 @@ def cached(
     :param vary: request header names added to the key (on top of the cache's
         own), e.g. ``("accept-language",)`` or ``("authorization",)`` for
         per-user pages.  Naming a credential header here allows requests that
-        carry it to be cached, each user under their own key.
+        carry it to be cached, each user under their own key.  Responses name
+        these headers in ``Vary``, so caches downstream keep them apart too.
+        An application's own ``Vary`` needs no declaration: the headers it
+        names select variants (RFC 9111 §4.1), at one more store read per hit.
     :param key: ``key(request) -> value``: a custom key part (a session's user
         id).  Its result is added to the key with ``str()``.  A route with a
         ``key`` is cached even for requests carrying credentials: the function
-        is responsible for separating users.
+        is responsible for separating users.  Its responses get
+        ``Cache-Control: private`` unless ``shared=True``.
     :param statuses: response statuses that may be stored (default:
         :data:`asgi_cache.policy.DEFAULT_STATUSES`); 5xx, 206 and 304 are
         refused.  A status that is not heuristically cacheable (RFC 9110
@@ -105,6 +112,11 @@ def cached(
     :param stale_if_error: seconds after expiry during which the stale entry
         is served if the application raises, answers 5xx or times out.
         ``None``: the response's ``stale-if-error=N``, else the cache's default.
+    :param shared: only with ``key``: say that what the key function reads
+        does not make the response private, so a cache downstream may store it
+        (selected by the ``Vary`` the cache adds).  Without it the responses of
+        a ``key`` route carry ``Cache-Control: private``, since no ``Vary`` can
+        name a session or a token's claim (RFC 9111 §5.2.2.7).
     """
 
     def mark(fn: F) -> F:
@@ -122,6 +134,7 @@ def cached(
                 max_body_size,
                 stale_while_revalidate,
                 stale_if_error,
+                shared,
             ),
         )
         return fn
@@ -140,6 +153,7 @@ def _cache_rule(
     max_body_size: int | None,
     stale_while_revalidate: float | None = None,
     stale_if_error: float | None = None,
+    shared: bool = False,
 ) -> CacheRule:
     """Check ``@cached``'s arguments; errors name the decorated function."""
     checked_ttl = check_ttl(owner, ttl)
@@ -159,6 +173,7 @@ def _cache_rule(
     ):
         if window is not None:
             check_seconds(owner, name, window)
+    _check_shared(owner, key, shared, cache_control)
     return CacheRule(
         ttl=checked_ttl,
         tags=check_tags(owner, tags),
@@ -169,7 +184,32 @@ def _cache_rule(
         max_body_size=max_body_size,
         stale_while_revalidate=stale_while_revalidate,
         stale_if_error=stale_if_error,
+        shared=shared,
     )
+
+
+def _check_shared(
+    owner: str, key: KeyFunction | None, shared: object, cache_control: str | None
+) -> None:
+    """``shared`` is a ``bool`` meant for ``key`` routes, and a ``key`` route that
+    tells shared caches to store (``public``, ``s-maxage``) must say ``shared=True``:
+    otherwise its responses would say both ``public`` and ``private``."""
+    if not isinstance(shared, bool):
+        raise TypeError(f"{owner}: shared must be True or False, got {shared!r}")
+    if shared and key is None:
+        raise ValueError(
+            f"{owner}: shared=True only applies to a route with key= "
+            "(other routes are selected by the Vary the cache adds)"
+        )
+    if key is not None and not shared and cache_control is not None:
+        directives = parse_cache_control([cache_control.encode("latin-1", "replace")])
+        for directive in ("public", "s-maxage"):
+            if directive in directives:
+                raise ValueError(
+                    f"{owner}: cache_control {cache_control!r} lets shared caches store a "
+                    f"page selected by key=, whose responses are private; pass shared=True "
+                    f"if every user may get it from a shared cache"
+                )
 
 
 def invalidates(*tags: str) -> Callable[[F], F]:

@@ -1,10 +1,12 @@
 """``CacheMiddleware``: answers hits before routing, stores what may be stored.
 
 A pure ASGI middleware.  For a GET or HEAD of a ``@cached`` route it builds the
-key from the raw request, asks the store once, and on a hit sends the stored
-response itself: no routing, no dependency, no serialisation runs.  On a miss
-it runs the application through a :class:`~asgi_cache.responder.Responder` that
-watches the response go by and stores it once it is complete and storable;
+key from the raw request, asks the store once (twice when the response varies
+on headers outside the key, see :mod:`asgi_cache.variants`), and on a hit
+sends the stored response itself: no routing, no dependency, no serialisation
+runs.  On a miss it runs the application through a
+:class:`~asgi_cache.responder.Responder` that watches the response go by and
+stores it once it is complete and storable;
 concurrent misses on one key are coalesced so only one reaches the application.
 A successful unsafe request (POST, PUT, PATCH, DELETE) invalidates its path and
 ``@invalidates`` tags before its response start reaches the client.
@@ -21,13 +23,14 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_cache.background import Background, refresh_scope, revalidate
 from asgi_cache.cache import SCOPE_KEY, Cache
-from asgi_cache.entry import DecodedEntries, Entry
+from asgi_cache.entry import DecodedEntries, Entry, VaryRecord
 from asgi_cache.flight import Coalescer, Flight, Leadership
 from asgi_cache.keys import path_tag, tag_key
 from asgi_cache.lookup import Lookup, look_up
@@ -37,6 +40,7 @@ from asgi_cache.replay import send_entry
 from asgi_cache.responder import Outcome, Responder
 from asgi_cache.routes import ReadRoute, RouteTable, compile_routes, find_routes
 from asgi_cache.status import Detail, Forward, forwarded, hit, with_status
+from asgi_cache.variants import downstream
 
 if sys.version_info >= (3, 11):
     from typing import assert_never
@@ -51,6 +55,8 @@ logger = logging.getLogger("asgi_cache")
 # several times faster than an enum class attribute).
 _FRESH: Final = Reuse.FRESH
 _URI_MISS: Final = Forward.URI_MISS
+
+Headers = list[tuple[bytes, bytes]]
 
 
 def _route_path(scope: Scope) -> str:
@@ -135,18 +141,19 @@ class CacheMiddleware:
     async def _read(
         self, route: ReadRoute, route_path: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        """The hit path: key the request, ask the store once, answer if fresh."""
+        """The hit path: key the request, ask the store once (a vary record: once
+        more, for the variant), answer if fresh."""
         cache = self.cache
         lookup = await look_up(
             route, route_path, scope, receive, cache.prefix, cache.honor_request_cache_control
         )
         if not isinstance(lookup, Lookup):
-            await self._bypass(lookup, scope, receive, send)
+            await self._bypass(lookup, scope, receive, send, route)
             return
         if cache.pending.waiting and not await cache.pending.try_apply():
             # An invalidation the store has not taken yet: nothing it may
             # concern can be served from the store.
-            await self._bypass(Detail.INVALIDATION_PENDING, scope, receive, send)
+            await self._bypass(Detail.INVALIDATION_PENDING, scope, receive, send, route)
             return
         if lookup.fwd is not _URI_MISS:  # the client asked for a new response
             await self._miss(lookup, None, scope, receive, send)
@@ -155,10 +162,17 @@ class CacheMiddleware:
             data = await cache.store.get(lookup.key)
         except Exception as exc:
             cache.counters.store_failed("get", exc)
-            await self._bypass(Detail.STORE_UNAVAILABLE, scope, receive, send)
+            await self._bypass(Detail.STORE_UNAVAILABLE, scope, receive, send, route)
             return
         decoded = self._decoded
         entry = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
+        if isinstance(entry, VaryRecord):  # the response varies on headers outside the key
+            try:
+                entry = await self._variant(lookup, entry, scope)
+            except Exception as exc:
+                cache.counters.store_failed("get", exc)
+                await self._bypass(Detail.STORE_UNAVAILABLE, scope, receive, send, route)
+                return
         if entry is None:
             await self._miss(lookup, None, scope, receive, send)
             return
@@ -180,6 +194,19 @@ class CacheMiddleware:
         else:
             assert_never(usable)
 
+    async def _variant(self, lookup: Lookup, record: VaryRecord, scope: Scope) -> Entry | None:
+        """The stored variant of ``lookup``'s page that this request selects.
+
+        RFC 9111 §4.1: the page key holds the names of the headers the
+        response varies on beyond the key; their normalised values key the
+        variant (:meth:`Lookup.select`), at the cost of a second store read.
+        """
+        lookup.select(record.names, scope["headers"])
+        data = await self.cache.store.get(lookup.key)
+        decoded = self._decoded
+        found = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
+        return found if isinstance(found, Entry) else None
+
     async def _miss(
         self, lookup: Lookup, stale: Entry | None, scope: Scope, receive: Receive, send: Send
     ) -> None:
@@ -187,7 +214,14 @@ class CacheMiddleware:
         a ``stale`` entry answers instead if the application fails."""
         cache = self.cache
         if lookup.head:  # a HEAD has no body to store
-            await self._forward(forwarded(lookup.fwd, Detail.HEAD), scope, receive, send)
+            route = lookup.route
+            await self._forward(
+                forwarded(lookup.fwd, Detail.HEAD),
+                scope,
+                receive,
+                send,
+                lambda headers: downstream(headers, route.vary_names, lookup.varied, route.private),
+            )
             return
         leadership: Leadership | None = None
         if cache.coalesce:
@@ -215,9 +249,10 @@ class CacheMiddleware:
                 cache.counters.store_failed("get", exc)
                 return False
             decoded = self._decoded
-            entry = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
-            if entry is None:
+            found = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
+            if not isinstance(found, Entry):  # none, or a vary record the leader just wrote
                 return False
+            entry = found
         now = cache.clock()
         if reuse(entry, now) is not Reuse.FRESH:
             return False
@@ -250,17 +285,40 @@ class CacheMiddleware:
             lambda: revalidate(self.app, self.cache, self._coalescer, lookup, scope)
         )
 
-    async def _bypass(self, reason: str, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the application without looking anything up, counted by ``reason``."""
-        self.cache.counters.bypasses[reason.value if isinstance(reason, Detail) else reason] += 1
-        await self._forward(forwarded(Forward.BYPASS, reason), scope, receive, send)
+    async def _bypass(
+        self, reason: str, scope: Scope, receive: Receive, send: Send, route: ReadRoute
+    ) -> None:
+        """Run the application without looking anything up, counted by ``reason``.
 
-    async def _forward(self, status: bytes, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the application untouched but for a ``Cache-Status: status``."""
+        The response still names the route's selecting headers and is private
+        on a ``key=`` route: a cache downstream must not hand a page computed
+        for one user (a failing store, a failing key function) to another.
+        """
+        self.cache.counters.bypasses[reason.value if isinstance(reason, Detail) else reason] += 1
+        await self._forward(
+            forwarded(Forward.BYPASS, reason),
+            scope,
+            receive,
+            send,
+            lambda headers: downstream(headers, route.vary_names, (), route.private),
+        )
+
+    async def _forward(
+        self,
+        status: bytes,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: Callable[[Headers], Headers] | None = None,
+    ) -> None:
+        """Run the application untouched but for a ``Cache-Status: status``
+        (and what ``headers`` makes of the response's headers)."""
         logger.debug("asgi-cache: %s %s", status.decode("latin-1"), scope["path"])
 
         async def send_with_status(message: Message) -> None:
             if message["type"] == "http.response.start":
+                if headers is not None:
+                    message = {**message, "headers": headers(list(message.get("headers", ())))}
                 message = with_status(message, status)
             await send(message)
 

@@ -80,18 +80,17 @@ def unstorable_reason(
     status: int,
     headers: Headers,
     statuses: Collection[int],
-    key_headers: Collection[str],
 ) -> Detail | None:
     """Why this response must not be stored, or ``None`` when it may be.
 
     RFC 9111 §3: a shared cache must not store a response with ``no-store`` or
     ``private`` (§5.2.2.5, §5.2.2.7); ``no-cache`` (§5.2.2.4) forbids reuse
     without revalidation, which this cache does not do, so it is not stored
-    either.  ``Set-Cookie`` is never replayed to other clients.  ``Vary``
-    (§4.1) may only name headers that are part of the key; ``Vary: *`` never
-    matches.  ``must-understand`` (§5.2.2.3) limits storing to the statuses
-    this cache understands (:data:`UNDERSTOOD_STATUSES`), and then lets it
-    ignore ``no-store``.
+    either.  ``Set-Cookie`` is never replayed to other clients.  ``Vary: *``
+    never matches (§4.1); a ``Vary`` naming headers is stored per variant (see
+    :mod:`asgi_cache.variants`).  ``must-understand`` (§5.2.2.3) limits storing
+    to the statuses this cache understands (:data:`UNDERSTOOD_STATUSES`), and
+    then lets it ignore ``no-store``.
     """
     if status not in statuses or status >= 500 or status in NEVER_STORED:
         return Detail.STATUS
@@ -115,10 +114,8 @@ def unstorable_reason(
         for directive in forbidding:
             if directive.value in directives:
                 return directive
-    if vary:
-        for field in parse_vary(vary):
-            if field not in key_headers:
-                return Detail.VARY
+    if vary and "*" in parse_vary(vary):
+        return Detail.VARY
     return None
 
 

@@ -29,8 +29,9 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_cache.cache import Cache
-from asgi_cache.entry import Entry, encode
+from asgi_cache.entry import Entry, VaryRecord, encode, encode_record
 from asgi_cache.flight import Leadership
+from asgi_cache.keys import variant_key
 from asgi_cache.lookup import Lookup
 from asgi_cache.policy import (
     coding_refused,
@@ -44,6 +45,7 @@ from asgi_cache.policy import (
 from asgi_cache.status import Detail, forwarded, with_status
 from asgi_cache.stores.base import Fence
 from asgi_cache.targeted import cache_view
+from asgi_cache.variants import downstream, normalised, request_values, selecting_names
 
 __all__ = ["Outcome", "Responder"]
 
@@ -78,7 +80,9 @@ class Responder:
         "persist",
         "receive_",
         "received_at",
+        "request_headers",
         "requested_at",
+        "selecting",
         "send_",
         "stand_in",
         "start",
@@ -116,9 +120,14 @@ class Responder:
         self.buffer: list[bytes] = []
         self.buffered = 0
         self.requested_at = self.received_at = cache.clock()  # RFC 9111 §4.2.3
+        self.request_headers: list[tuple[bytes, bytes]] = []
+        # The request headers beyond the key that select the response (RFC 9111
+        # §4.1): non-empty, it is stored as a variant under a vary record.
+        self.selecting: tuple[bytes, ...] = ()
 
     async def run(self, app: ASGIApp, scope: Scope) -> Outcome:
         """Run ``app`` for this miss; the leadership is released however it ends."""
+        self.request_headers = scope["headers"]
         try:
             await self._take_fence()
             if not self.stand_in:
@@ -243,17 +252,37 @@ class Responder:
         headers: Headers = list(message.get("headers", ()))
         route = self.lookup.route
         view = cache_view(headers, route.targets)
-        reason = unstorable_reason(status, view, route.statuses, route.key_header_names)
-        if reason is None and coding_refused(headers, self.lookup.codings):
-            reason = Detail.CONTENT_ENCODING
+        reason = unstorable_reason(status, view, route.statuses)
+        selecting = self.lookup.varied
+        if reason is None:
+            found = selecting_names(headers, route.key_header_names, selecting)
+            if found is None:
+                reason = Detail.VARY
+            elif coding_refused(headers, self._codings()):
+                reason = Detail.CONTENT_ENCODING
+            else:
+                selecting = found
         if reason is not None:
             await self._not_storing(reason.value)
+            message = {**message, "headers": self._downstream(headers, selecting)}
             await self._forward(with_status(message, forwarded(self.lookup.fwd, reason)))
             return
         if route.cache_control is not None:
             headers = [(n, v) for n, v in headers if n.lower() != b"cache-control"]
             headers.append((b"cache-control", route.cache_control))
-        self.held = self.start = {**message, "headers": headers}
+        self.selecting = selecting
+        self.held = self.start = {**message, "headers": self._downstream(headers, selecting)}
+
+    def _codings(self) -> bytes:
+        """The known content codings the request accepts (RFC 9110 §12.5.3), as keyed."""
+        if self.lookup.route.key_codings:
+            return self.lookup.codings
+        values = [v for n, v in self.request_headers if n.lower() == b"accept-encoding"]
+        return normalised(b"accept-encoding", values or None) or b""
+
+    def _downstream(self, headers: Headers, selecting: tuple[bytes, ...]) -> Headers:
+        route = self.lookup.route
+        return downstream(headers, route.vary_names, selecting, route.private)
 
     async def _store(self, body: bytes) -> bool:
         """Store the finished response; a store failure only costs the entry."""
@@ -285,11 +314,12 @@ class Responder:
             await self._not_storing("no lifetime")
             return False
         stored = False
+        key = self.lookup.key
         if self.persist:
             try:
-                stored = await cache.store.set(
-                    self.lookup.key, encode(entry), keep_for, self.tags, self.fence
-                )
+                if self.selecting:
+                    key = await self._record(keep_for)
+                stored = await cache.store.set(key, encode(entry), keep_for, self.tags, self.fence)
             except Exception as exc:
                 cache.counters.store_failed("set", exc)
                 self.persist = False
@@ -303,5 +333,22 @@ class Responder:
             # Unstored (the store failed, or refused it), it may predate a write
             # another process acknowledged meanwhile, which only the store's
             # fence could have told: the followers go to the application.
-            await self.leadership.release(entry if stored else None)
+            # A variant of other headers than the followers were keyed on may
+            # not be theirs: they go to the application.
+            await self.leadership.release(entry if stored and key == self.lookup.key else None)
         return stored
+
+    async def _record(self, ttl: float) -> str:
+        """Store the vary record under the page key; return the variant's key.
+
+        RFC 9111 §4.1: the record names the headers that select among the
+        page's stored responses; it carries the entry's tags, so any
+        invalidation of the variant removes the record too, and lives as long
+        as the newest variant (an older one outliving it is only read again
+        once a response stores the record anew).
+        """
+        lookup = self.lookup
+        names = self.selecting
+        record = encode_record(VaryRecord(names))
+        await self.cache.store.set(lookup.primary, record, ttl, self.tags, self.fence)
+        return variant_key(lookup.primary, names, request_values(self.request_headers, names))

@@ -227,7 +227,10 @@ class ReadRoute(_Tagged):
     statuses: frozenset[int]
     max_body_size: int
     cache_control: bytes | None
-    key_header_names: frozenset[str]  # what a response's Vary may name
+    # What selects the entry already, so a Vary naming it needs no variant: the
+    # key headers, keyed codings, and the credential headers that a request
+    # reaching the store never carries (it bypasses).
+    key_header_names: frozenset[str]
     key_codings: bool  # whether accepted content codings split the key
     # Lifetimes: the route's own setting (None: the response's directives),
     # and the cache's defaults behind it.
@@ -237,6 +240,11 @@ class ReadRoute(_Tagged):
     stale_while_revalidate: float | None
     stale_if_error: float | None
     stale_defaults: tuple[float, float]
+    # RFC 9111 §4.1: every request header that selects what this route answers
+    # with (key headers, keyed codings, credential headers deciding a bypass),
+    # named in the Vary of its responses.
+    vary_names: tuple[bytes, ...]
+    private: bool  # keyed by a key= callable, not shared=True: Cache-Control: private
 
 
 @dataclass(slots=True)
@@ -477,7 +485,11 @@ def _read_route(
         statuses=rule.statuses if rule.statuses is not None else cache.statuses,
         max_body_size=rule.max_body_size or cache.max_body_size,
         cache_control=None if rule.cache_control is None else rule.cache_control.encode("latin-1"),
-        key_header_names=frozenset(names | {"accept-encoding"} if key_codings else names),
+        key_header_names=frozenset(
+            names
+            | ({"accept-encoding"} if key_codings else set())
+            | {name for name in cache.credential_headers if name not in keyed}
+        ),
         key_codings=key_codings,
         ttl=rule.ttl,
         default_ttl=cache.default_ttl if cache.heuristic_freshness else None,
@@ -485,7 +497,25 @@ def _read_route(
         stale_while_revalidate=rule.stale_while_revalidate,
         stale_if_error=rule.stale_if_error,
         stale_defaults=(cache.stale_while_revalidate, cache.stale_if_error),
+        vary_names=_vary_names(names, key_codings, cache.credential_headers),
+        private=rule.key is not None and not rule.shared,
     )
+
+
+def _vary_names(
+    key_headers: set[str], key_codings: bool, credentials: tuple[str, ...]
+) -> tuple[bytes, ...]:
+    """The names a route's responses list in ``Vary`` (RFC 9111 §4.1), sorted.
+
+    The key headers, ``accept-encoding`` when the codings are keyed, and the
+    credential headers: a request carrying one is answered by the application
+    rather than from the cache (or, on a ``key=`` route, by what the key
+    function reads), so their presence selects the response too.
+    """
+    names = key_headers | set(credentials)
+    if key_codings:
+        names.add("accept-encoding")
+    return tuple(sorted(name.encode("latin-1") for name in names))
 
 
 def _header_roles(

@@ -236,7 +236,7 @@ async def test_a_route_can_narrow_the_stored_statuses(make_cache: MakeCache) -> 
         ("cache-control=private%3D%22x%22%2C%20max-age%3D60", "private"),
         ("cache-control=no-cache", "no-cache"),
         ("vary=*", "vary"),
-        ("vary=x-user", "vary"),
+        ("vary=x%20user", "vary"),
     ],
 )
 async def test_responses_that_forbid_storing_are_not_stored(

@@ -9,7 +9,16 @@ import struct
 
 import pytest
 
-from asgi_cache.entry import CorruptEntry, Entry, decode, encode
+from asgi_cache.entry import (
+    CorruptEntry,
+    DecodedEntries,
+    Entry,
+    VaryRecord,
+    decode,
+    decode_record,
+    encode,
+    encode_record,
+)
 
 HEADERS = [
     (b"content-type", b"text/html; charset=utf-8"),
@@ -249,3 +258,32 @@ def test_an_entry_is_fresh_until_its_lifetime_has_passed() -> None:
     entry = Entry(200, [], b"", 100.0, 10.0)
     assert entry.is_fresh(109.999)
     assert not entry.is_fresh(110.0)
+
+
+# VaryRecord
+
+
+def test_a_vary_record_round_trips() -> None:
+    record = VaryRecord((b"accept-encoding", b"x-tenant"))
+    assert decode_record(encode_record(record)) == record
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"AV\x01", id="no-names"),
+        pytest.param(b"AV\x01x-b,x-a", id="unsorted"),
+        pytest.param(b"AV\x01X-A", id="upper-case"),
+        pytest.param(b"AV\x01x a", id="not-a-field-name"),
+        pytest.param(b"AC\x01x-a", id="entry-magic"),
+    ],
+)
+def test_a_malformed_vary_record_is_corrupt(data: bytes) -> None:
+    with pytest.raises(CorruptEntry):
+        decode_record(data)
+
+
+def test_decoded_entries_tell_a_vary_record_from_an_entry() -> None:
+    decoded = DecodedEntries()
+    assert decoded.decode(encode_record(VaryRecord((b"x-a",))), "k") == VaryRecord((b"x-a",))
+    assert decoded.decode(encode(ENTRY), "k") == ENTRY

@@ -220,6 +220,28 @@ def test_a_small_nonzero_q_still_accepts_the_coding() -> None:
     assert accepted_codings(b"gzip;q=0.001") == b"gzip"
 
 
+@pytest.mark.parametrize("value", [b"*", b"*;q=0.5", b"identity, *"])
+def test_a_wildcard_accepts_every_known_coding(value: bytes) -> None:
+    assert accepted_codings(value) == b"br,deflate,gzip,zstd"
+
+
+def test_a_wildcard_accepts_the_codings_not_refused_by_name() -> None:
+    assert accepted_codings(b"*, gzip;q=0") == b"br,deflate,zstd"
+
+
+@pytest.mark.parametrize("value", [b"*;q=0", b"*;q=0, identity"])
+def test_a_refused_wildcard_accepts_nothing_unlisted(value: bytes) -> None:
+    assert accepted_codings(value) == b""
+
+
+def test_a_refused_wildcard_leaves_listed_codings_accepted() -> None:
+    assert accepted_codings(b"gzip, *;q=0") == b"gzip"
+
+
+def test_a_coding_both_accepted_and_refused_is_refused() -> None:
+    assert accepted_codings(b"gzip;q=1, gzip;q=0") == b""
+
+
 # Accept-Encoding keyed as a compressing middleware below the cache reads it
 
 

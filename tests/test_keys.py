@@ -21,6 +21,7 @@ from asgi_cache.keys import (
     namespace,
     path_tag,
     tag_key,
+    variant_key,
 )
 
 # canonical_query
@@ -368,3 +369,34 @@ def test_requests_read_alike_share_one_key() -> None:
             spellings += 1
     assert {seen: keys for seen, keys in keys_by_seen.items() if len(keys) > 1} == {}
     assert spellings > 2 * len(keys_by_seen)  # most readings come in several spellings
+
+
+# variant_key
+
+VARIED = "shop:page:" + "0" * 32
+
+
+def test_a_variant_lives_under_its_page_key() -> None:
+    assert re.fullmatch(rf"{VARIED}:vary:[0-9a-f]{{32}}", variant_key(VARIED, (b"x-a",), (b"1",)))
+
+
+def test_the_same_values_give_the_same_variant() -> None:
+    assert variant_key(VARIED, (b"x-a",), (b"1",)) == variant_key(VARIED, (b"x-a",), (b"1",))
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param(((b"x-a",), (None,)), ((b"x-a",), (b"",)), id="absent-vs-empty"),
+        pytest.param(((b"x-a",), (b"1",)), ((b"x-a",), (b"2",)), id="other-value"),
+        pytest.param(((b"x-a",), (b"1",)), ((b"x-b",), (b"1",)), id="other-name"),
+        pytest.param(
+            ((b"x-a", b"x-b"), (b"1,", b"2")), ((b"x-a", b"x-b"), (b"1", b",2")), id="boundary"
+        ),
+    ],
+)
+def test_different_selections_give_different_variants(
+    first: tuple[tuple[bytes, ...], tuple[bytes | None, ...]],
+    second: tuple[tuple[bytes, ...], tuple[bytes | None, ...]],
+) -> None:
+    assert variant_key(VARIED, *first) != variant_key(VARIED, *second)

@@ -135,6 +135,18 @@ def decorate(marker: Callable[[], Callable[[Any], Any]]) -> None:
         pytest.param(
             lambda: cached(max_body_size=untyped("1MB")), ValueError, id="max-body-size-str"
         ),
+        pytest.param(lambda: cached(shared=untyped("yes")), TypeError, id="shared-not-bool"),
+        pytest.param(lambda: cached(shared=True), ValueError, id="shared-without-key"),
+        pytest.param(
+            lambda: cached(key=str, cache_control="public, max-age=60"),
+            ValueError,
+            id="key-route-public-without-shared",
+        ),
+        pytest.param(
+            lambda: cached(key=str, cache_control="s-maxage=60"),
+            ValueError,
+            id="key-route-s-maxage-without-shared",
+        ),
     ],
 )
 def test_a_bad_cached_argument_fails_at_decoration_naming_the_function(
@@ -166,6 +178,24 @@ def test_a_bad_tag_fails_at_decoration_naming_the_function(
 ) -> None:
     with pytest.raises(ValueError, match="list_products"):
         decorate(marker)
+
+
+def test_a_key_route_may_be_public_when_it_says_shared() -> None:
+    @cached(key=str, cache_control="public, max-age=60", shared=True)
+    def page() -> None: ...
+
+    rule = cache_rule(page, "GET")
+    assert rule is not None
+    assert rule.shared
+
+
+def test_a_key_route_is_not_shared_unless_it_says_so() -> None:
+    @cached(key=str, cache_control="max-age=60")
+    def page() -> None: ...
+
+    rule = cache_rule(page, "GET")
+    assert rule is not None
+    assert not rule.shared
 
 
 def test_tags_given_as_one_string_are_a_type_error() -> None:
