@@ -32,11 +32,21 @@ from asgi_cache.flight import Coalescer, Flight, Leadership
 from asgi_cache.keys import path_tag, tag_key
 from asgi_cache.lookup import Lookup, look_up
 from asgi_cache.pending import InvalidationPending
-from asgi_cache.policy import UNSAFE_METHODS, Reuse, reuse
+from asgi_cache.policy import UNSAFE_METHODS, Requested, Reuse, requested, reuse
 from asgi_cache.replay import send_entry
 from asgi_cache.responder import Outcome, Responder
 from asgi_cache.routes import ReadRoute, RouteTable, compile_routes, find_routes
-from asgi_cache.status import Detail, Forward, forwarded, hit, with_status
+from asgi_cache.status import (
+    CACHE_STATUS,
+    Detail,
+    Forward,
+    forwarded,
+    hit,
+    stood_in,
+    unanswered,
+    with_key,
+    with_status,
+)
 
 if sys.version_info >= (3, 11):
     from typing import assert_never
@@ -141,12 +151,16 @@ class CacheMiddleware:
             route, route_path, scope, receive, cache.prefix, cache.honor_request_cache_control
         )
         if not isinstance(lookup, Lookup):
-            await self._bypass(lookup, scope, receive, send)
+            if lookup is Detail.ONLY_IF_CACHED:
+                await _send_only_if_cached(send)
+            else:
+                await self._bypass(lookup, scope, receive, send)
             return
+        directives = lookup.directives
         if cache.pending.waiting and not await cache.pending.try_apply():
             # An invalidation the store has not taken yet: nothing it may
             # concern can be served from the store.
-            await self._bypass(Detail.INVALIDATION_PENDING, scope, receive, send)
+            await self._unavailable(lookup, Detail.INVALIDATION_PENDING, scope, receive, send)
             return
         if lookup.fwd is not _URI_MISS:  # the client asked for a new response
             await self._miss(lookup, None, scope, receive, send)
@@ -155,7 +169,7 @@ class CacheMiddleware:
             data = await cache.store.get(lookup.key)
         except Exception as exc:
             cache.counters.store_failed("get", exc)
-            await self._bypass(Detail.STORE_UNAVAILABLE, scope, receive, send)
+            await self._unavailable(lookup, Detail.STORE_UNAVAILABLE, scope, receive, send)
             return
         decoded = self._decoded
         entry = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
@@ -164,21 +178,52 @@ class CacheMiddleware:
             return
         now = cache.clock()
         usable = reuse(entry, now)
+        if directives is not None:
+            wanted = requested(directives, entry, usable, now)
+            if wanted is Requested.REFUSED:
+                lookup.fwd = Forward.REQUEST if usable is _FRESH else Forward.STALE
+                usable = Reuse.UNUSABLE
+            elif wanted is Requested.STALE:
+                await self._serve_stale(entry, now, lookup, Detail.MAX_STALE, send)
+                return
         if usable is _FRESH:
             cache.counters.hits += 1
             logger.debug("asgi-cache: hit %s %s", route.label, lookup.key)
             age = entry.age(now)
             status_line = hit(entry.fresh_for - age)
-            await send_entry(entry, age, status_line, send, lookup.head, lookup.if_none_match)
+            if cache.cache_status_key:
+                status_line = with_key(status_line, lookup.key)
+            await send_entry(
+                entry,
+                age,
+                status_line,
+                send,
+                lookup.head,
+                lookup.if_none_match,
+                lookup.if_modified_since,
+            )
         elif usable is Reuse.STALE_WHILE_REVALIDATE:
             await self._serve_stale(entry, now, lookup, Detail.STALE_WHILE_REVALIDATE, send)
             self._refresh(lookup, scope)
         elif usable is Reuse.STALE_IF_ERROR:
+            if lookup.fwd is _URI_MISS:
+                lookup.fwd = Forward.STALE
             await self._miss(lookup, entry, scope, receive, send)
         elif usable is Reuse.UNUSABLE:
+            if lookup.fwd is _URI_MISS:
+                lookup.fwd = Forward.STALE
             await self._miss(lookup, None, scope, receive, send)
         else:
             assert_never(usable)
+
+    async def _unavailable(
+        self, lookup: Lookup, reason: Detail, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """The store cannot be asked: bypass it, or answer ``504`` to ``only-if-cached``."""
+        if lookup.directives is not None and lookup.directives.only_if_cached:
+            await _send_only_if_cached(send)
+        else:
+            await self._bypass(reason, scope, receive, send)
 
     async def _miss(
         self, lookup: Lookup, stale: Entry | None, scope: Scope, receive: Receive, send: Send
@@ -186,8 +231,18 @@ class CacheMiddleware:
         """Run the application once for this key (coalesced) and store its answer;
         a ``stale`` entry answers instead if the application fails."""
         cache = self.cache
+        directives = lookup.directives
+        if directives is not None:
+            if directives.only_if_cached:  # RFC 9111 §5.2.1.7: never the application
+                await _send_only_if_cached(send)
+                return
+            if directives.no_store:  # §5.2.1.5: forwarded, and not stored
+                await self._forward(
+                    self._keyed(lookup, Detail.REQUEST_NO_STORE), scope, receive, send
+                )
+                return
         if lookup.head:  # a HEAD has no body to store
-            await self._forward(forwarded(lookup.fwd, Detail.HEAD), scope, receive, send)
+            await self._forward(self._keyed(lookup, Detail.HEAD), scope, receive, send)
             return
         leadership: Leadership | None = None
         if cache.coalesce:
@@ -201,7 +256,26 @@ class CacheMiddleware:
         responder = Responder(cache, lookup, receive, send, leadership, stand_in=stale is not None)
         outcome = await responder.run(self.app, scope)
         if outcome is Outcome.STAND_IN and stale is not None:
-            await self._serve_stale(stale, cache.clock(), lookup, Detail.STALE_IF_ERROR, send)
+            now = cache.clock()
+            self.cache.counters.stale_served += 1
+            age = stale.age(now)
+            status_line = stood_in(stale.fresh_for - age, responder.origin_status)
+            if cache.cache_status_key:
+                status_line = with_key(status_line, lookup.key)
+            await send_entry(
+                stale,
+                age,
+                status_line,
+                send,
+                lookup.head,
+                lookup.if_none_match,
+                lookup.if_modified_since,
+            )
+
+    def _keyed(self, lookup: Lookup, detail: Detail) -> bytes:
+        """The ``Cache-Status`` of a looked-up request forwarded unstored for ``detail``."""
+        status = forwarded(lookup.fwd, detail)
+        return with_key(status, lookup.key) if self.cache.cache_status_key else status
 
     async def _answer_collapsed(self, lookup: Lookup, flight: Flight, send: Send) -> bool:
         """After waiting for another request's response: answer from it if
@@ -223,6 +297,8 @@ class CacheMiddleware:
             return False
         cache.counters.collapsed += 1
         status_line = forwarded(lookup.fwd, collapsed=True)
+        if cache.cache_status_key:
+            status_line = with_key(status_line, lookup.key)
         await send_entry(
             entry,
             entry.age(now),
@@ -230,16 +306,28 @@ class CacheMiddleware:
             send,
             lookup.head,
             lookup.if_none_match,
+            lookup.if_modified_since,
         )
         return True
 
     async def _serve_stale(
         self, entry: Entry, now: float, lookup: Lookup, why: Detail, send: Send
     ) -> None:
-        self.cache.counters.stale_served += 1
+        cache = self.cache
+        cache.counters.stale_served += 1
         age = entry.age(now)
         status_line = hit(entry.fresh_for - age, why)
-        await send_entry(entry, age, status_line, send, lookup.head, lookup.if_none_match)
+        if cache.cache_status_key:
+            status_line = with_key(status_line, lookup.key)
+        await send_entry(
+            entry,
+            age,
+            status_line,
+            send,
+            lookup.head,
+            lookup.if_none_match,
+            lookup.if_modified_since,
+        )
 
     def _refresh(self, lookup: Lookup, scope: Scope) -> None:
         """Start one background revalidation of ``lookup``'s entry (coalesced)."""
@@ -290,6 +378,23 @@ class CacheMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_after_invalidating)
+
+
+async def _send_only_if_cached(send: Send) -> None:
+    """Answer a request that forbade going to the application when nothing stored may answer it.
+
+    RFC 9111 §5.2.1.7: ``only-if-cached`` is answered from the cache or with
+    ``504 Gateway Timeout``; this response is the cache's own and not stored.
+    """
+    body = b"No stored response satisfies this request (only-if-cached).\n"
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", b"%d" % len(body)),
+        (b"cache-control", b"no-store"),
+        (CACHE_STATUS, unanswered(Detail.ONLY_IF_CACHED)),
+    ]
+    await send({"type": "http.response.start", "status": 504, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _send_invalidation_failed(send: Send) -> None:

@@ -106,6 +106,7 @@ def detail_of(response: Recorded | _HasHeaders) -> str | None:
 STORED = forwarded(Forward.URI_MISS, stored=True).decode()
 COLLAPSED = forwarded(Forward.URI_MISS, collapsed=True).decode()
 REQUEST_STORED = forwarded(Forward.REQUEST, stored=True).decode()
+STALE_STORED = forwarded(Forward.STALE, stored=True).decode()
 STREAMED = forwarded(Forward.URI_MISS).decode()
 
 
