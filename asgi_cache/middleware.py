@@ -6,8 +6,10 @@ response itself: no routing, no dependency, no serialisation runs.  On a miss
 it runs the application through a :class:`~asgi_cache.responder.Responder` that
 watches the response go by and stores it once it is complete and storable;
 concurrent misses on one key are coalesced so only one reaches the application.
-A successful unsafe request (POST, PUT, PATCH, DELETE) invalidates its path and
-``@invalidates`` tags before its response start reaches the client.
+A successful request of any method but GET, HEAD, OPTIONS and TRACE (an
+unknown one too) invalidates its path, the same-origin paths its response names
+in ``Location`` / ``Content-Location``, and its ``@invalidates`` tags before
+its response start reaches the client.
 
 What a stored entry may be used for is decided by
 :func:`asgi_cache.policy.reuse`; this module only carries the decision out.
@@ -29,10 +31,17 @@ from asgi_cache.background import Background, refresh_scope, revalidate
 from asgi_cache.cache import SCOPE_KEY, Cache
 from asgi_cache.entry import DecodedEntries, Entry
 from asgi_cache.flight import Coalescer, Flight, Leadership
+from asgi_cache.invalidation import (
+    SAFE_METHODS,
+    invalidates,
+    related_paths,
+    request_authority,
+    request_target,
+)
 from asgi_cache.keys import path_tag, tag_key
 from asgi_cache.lookup import Lookup, look_up
 from asgi_cache.pending import InvalidationPending
-from asgi_cache.policy import UNSAFE_METHODS, Requested, Reuse, requested, reuse
+from asgi_cache.policy import Requested, Reuse, requested, reuse
 from asgi_cache.replay import send_entry
 from asgi_cache.responder import Outcome, Responder
 from asgi_cache.routes import ReadRoute, RouteTable, compile_routes, find_routes
@@ -122,7 +131,7 @@ class CacheMiddleware:
             if route is not None:
                 await self._read(route, route_path, scope, receive, send)
                 return
-        elif method in UNSAFE_METHODS:
+        elif method not in SAFE_METHODS:  # RFC 9111 §4.4: unknown methods too
             await self._write(table, scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -355,6 +364,8 @@ class CacheMiddleware:
         await self.app(scope, receive, send_with_status)
 
     async def _write(self, table: RouteTable, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run a request whose method is not safe; invalidate before its response
+        start goes out, if it succeeded (RFC 9111 §4.4)."""
         cache = self.cache
         route_path = _route_path(scope)
         route = table.for_write(scope["method"], route_path)
@@ -367,9 +378,11 @@ class CacheMiddleware:
             nonlocal failed
             if failed:
                 return  # the 503 went out instead
-            if message["type"] == "http.response.start" and 200 <= message["status"] < 400:
+            if message["type"] == "http.response.start" and invalidates(
+                scope["method"], message["status"]
+            ):
                 try:
-                    await cache.invalidate_store_tags(tags)
+                    await cache.invalidate_store_tags(tags + self._related(table, scope, message))
                 except InvalidationPending:  # kept and retried; logged by the cache
                     if cache.invalidation_failure == "fail":
                         failed = True
@@ -378,6 +391,22 @@ class CacheMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_after_invalidating)
+
+    def _related(self, table: RouteTable, scope: Scope, start: Message) -> list[str]:
+        """The path tags of the same-origin ``Location`` / ``Content-Location`` of a
+        write's response start (see :func:`asgi_cache.invalidation.related_paths`)."""
+        headers = start.get("headers") or []
+        if not any(n.lower() in (b"location", b"content-location") for n, _ in headers):
+            return []
+        paths = related_paths(
+            list(headers),
+            scope.get("scheme", "http"),
+            request_authority(scope.get("headers", []), scope.get("server")),
+            request_target(scope["path"], scope.get("raw_path")),
+            scope.get("root_path", ""),
+        )
+        prefix = self.cache.prefix
+        return [path_tag(prefix, p) for path in paths for p in table.canonical_paths(path, None)]
 
 
 async def _send_only_if_cached(send: Send) -> None:

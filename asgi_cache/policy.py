@@ -42,7 +42,9 @@ __all__ = [
 #: and 414 and 501 (answers about the request, not the resource).  5xx never.
 DEFAULT_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 410})
 
-#: Methods whose success invalidates the target URI (RFC 9111 §4.4).
+#: The unsafe methods RFC 9110 §9.2.1 names: a route without a method list is
+#: compiled as a write route for each.  Any method but the safe ones invalidates
+#: (see :mod:`asgi_cache.invalidation`).
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 Headers = list[tuple[bytes, bytes]]

@@ -38,6 +38,7 @@ from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute, com
 
 from asgi_cache.checks import tag_fields
 from asgi_cache.conditional import ORIGIN_PRECONDITIONS
+from asgi_cache.invalidation import SAFE_METHODS
 from asgi_cache.markers import CacheRule, InvalidationRule, cache_rule, invalidation_rule
 from asgi_cache.policy import UNSAFE_METHODS
 
@@ -605,7 +606,7 @@ def compile_routes(
             invalidations = {
                 method: invalidation
                 for method, invalidation in invalidations.items()
-                if invalidation is not None or method in UNSAFE_METHODS
+                if invalidation is not None or method not in SAFE_METHODS
             }
             if rule is not None or invalidations:
                 canons = _canons(flat)
