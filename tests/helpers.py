@@ -309,7 +309,7 @@ class _SfParser:
             if value not in ("0", "1"):
                 raise ValueError(f"bad boolean in {self.text!r}")
             return value == "1"
-        if char and (char.isalpha() and char.isascii() or char == "*"):
+        if char and ((char.isalpha() and char.isascii()) or char == "*"):
             start = self.i
             self.skip(_TCHAR + ":/")
             return Token(self.text[start : self.i])
