@@ -5,10 +5,16 @@ list member for this cache::
 
     asgi-cache; hit; ttl=42
     asgi-cache; hit; ttl=-5; detail=stale-while-revalidate
+    asgi-cache; hit; ttl=-30; detail=max-stale
     asgi-cache; fwd=uri-miss; stored
     asgi-cache; fwd=uri-miss; collapsed
     asgi-cache; fwd=uri-miss; detail=set-cookie
+    asgi-cache; fwd=stale; stored
+    asgi-cache; fwd=stale; fwd-status=503; ttl=-20; detail=stale-if-error
+    asgi-cache; fwd=request; stored
     asgi-cache; fwd=bypass; detail=authorization
+    asgi-cache; detail=only-if-cached
+    asgi-cache; hit; ttl=42; key="shop:v1:page:5f0c..."  (``Cache(cache_status_key=True)``)
 
 The header name, the forward reasons (§2.2), the details (§2.8) and the way the
 value is added to a response start live here only: the middleware, the
