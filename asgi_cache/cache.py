@@ -52,8 +52,19 @@ class Cache:
         omitted.  Share one store (Redis) between workers to share the cache.
     :param prefix: namespaces every key, so several apps or versions can share
         one store (``"shop:v1"``); :meth:`clear` removes only this prefix.
-    :param default_ttl: seconds a response stays fresh when its route gives no
-        ``ttl`` and the response no ``max-age``.
+    :param default_ttl: the heuristic lifetime (RFC 9111 §4.2.2): seconds a
+        response stays fresh when its route gives no ``ttl`` and the response
+        no ``s-maxage``, ``max-age`` or ``Expires``, for a heuristically
+        cacheable status (RFC 9110 §15.1) or a ``public`` response; with a
+        ``Last-Modified``, 10% of its age capped at ``default_ttl``.
+    :param heuristic_freshness: give such responses a heuristic lifetime at
+        all.  ``False``: a response is stored only with explicit freshness
+        (its directives, ``Expires``) or its route's ``ttl``.
+    :param targeted_cache_control: the target list of RFC 9213: response
+        fields whose directives are this cache's own, most specific first
+        (``("asgi-cache-control", "cdn-cache-control")``).  The first present
+        with a valid value is obeyed instead of ``Cache-Control`` and
+        ``Expires``; all are forwarded as they are.  ``()``: none.
     :param vary: request header names that are part of every route's key
         (``("accept-language",)``).
     :param credential_headers: request headers that identify a user.  A request
@@ -111,6 +122,8 @@ class Cache:
         *,
         prefix: str = "asgi-cache",
         default_ttl: float = 60.0,
+        heuristic_freshness: bool = True,
+        targeted_cache_control: Iterable[str] = ("cdn-cache-control",),
         vary: Iterable[str] = (),
         credential_headers: Iterable[str] = ("authorization", "cookie"),
         statuses: Iterable[int] = DEFAULT_STATUSES,
@@ -144,6 +157,14 @@ class Cache:
         if checked_ttl is None:  # what every other lifetime falls back on
             raise TypeError("Cache: default_ttl must be a number of seconds, got None")
         self.default_ttl = checked_ttl
+        if not isinstance(heuristic_freshness, bool):
+            raise TypeError(
+                f"Cache: heuristic_freshness must be True or False, got {heuristic_freshness!r}"
+            )
+        self.heuristic_freshness = heuristic_freshness
+        self.targeted_cache_control = check_header_names(
+            "Cache", "targeted_cache_control", targeted_cache_control
+        )
         self.vary = check_header_names("Cache", "vary", vary)
         self.credential_headers = check_header_names(
             "Cache", "credential_headers", credential_headers

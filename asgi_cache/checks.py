@@ -20,6 +20,7 @@ import string
 from collections.abc import Iterable
 
 from asgi_cache.headers import is_token
+from asgi_cache.policy import NEVER_STORED
 
 __all__ = [
     "check_body_size",
@@ -140,13 +141,23 @@ def check_header_names(owner: str, what: str, names: Iterable[str]) -> tuple[str
 
 
 def check_statuses(owner: str, statuses: Iterable[int]) -> frozenset[int]:
-    """Storable statuses as a set; each 1xx-4xx (errors name the status)."""
+    """Storable statuses as a set; each 1xx-4xx but 206 and 304 (errors name the status).
+
+    A 206 is part of a response and a 304 a validation of a stored one
+    (:data:`~asgi_cache.policy.NEVER_STORED`): listing one is a mistake to
+    report, not a wish to honour.
+    """
     checked = frozenset(statuses)
     for status in checked:
         if isinstance(status, bool) or not _is_storable_status(status):
             raise ValueError(
                 f"{owner}: status {status!r} cannot be cached: statuses must be 1xx-4xx codes "
                 "(5xx is never cached)"
+            )
+        if status in NEVER_STORED:
+            raise ValueError(
+                f"{owner}: status {status} is never stored (206 is part of a response, 304 "
+                "validates a stored one); remove it from statuses"
             )
     return checked
 

@@ -35,9 +35,12 @@ class CorruptEntry(ValueError):
 class Entry(NamedTuple):
     """A complete stored response.
 
-    ``stored_at`` is wall-clock time (``time.time()``) so that any process, on
-    any machine sharing the store, can compute the ``Age`` of an entry another
-    one stored.  (A named tuple: it is built on every hit, and cheaply.)
+    ``stored_at`` is the wall-clock time (``time.time()``) at which the
+    response's age was zero: when it was received, minus the age it arrived
+    with (RFC 9111 §4.2.3).  Any process, on any machine sharing the store,
+    computes the current ``Age`` of an entry another one stored as ``now -
+    stored_at``, and it is fresh while that is below ``fresh_for``.  (A named
+    tuple: it is built on every hit, and cheaply.)
     """
 
     status: int
@@ -49,7 +52,7 @@ class Entry(NamedTuple):
     stale_if_error: float = 0.0  #: seconds after expiry it may stand in for a failing app
 
     def age(self, now: float) -> float:
-        """Seconds since the entry was stored (never negative, despite clock skew)."""
+        """The entry's current age in seconds (never negative, despite clock skew)."""
         age = now - self.stored_at
         return age if age > 0.0 else 0.0  # not max(): this runs on every hit
 

@@ -76,8 +76,10 @@ def cached(
 ) -> Callable[[F], F]:
     """Mark a GET route as cached.
 
-    :param ttl: seconds a stored response stays fresh.  ``None`` takes the
-        response's own ``s-maxage`` / ``max-age``, else the cache's default.
+    :param ttl: seconds a stored response stays fresh, counted from when it
+        is received, whatever its status or directives say about freshness.
+        ``None`` takes the response's own ``s-maxage`` / ``max-age`` /
+        ``Expires``, else the cache's heuristic (see :class:`~asgi_cache.Cache`).
     :param tags: invalidation tags; ``{name}`` placeholders are filled from the
         route's path parameters (``"product:{pid}"``).
     :param vary: request header names added to the key (on top of the cache's
@@ -89,7 +91,9 @@ def cached(
         ``key`` is cached even for requests carrying credentials: the function
         is responsible for separating users.
     :param statuses: response statuses that may be stored (default:
-        :data:`asgi_cache.policy.DEFAULT_STATUSES`); 5xx is refused.
+        :data:`asgi_cache.policy.DEFAULT_STATUSES`); 5xx, 206 and 304 are
+        refused.  A status that is not heuristically cacheable (RFC 9110
+        §15.1: 201, 403...) is stored only with explicit freshness or a ``ttl``.
     :param cache_control: replaces the ``Cache-Control`` that clients and CDNs
         receive on stored responses (``"public, max-age=30"``).  Unset, the
         application's own header passes through unchanged.

@@ -3,7 +3,9 @@
 Each function names the section of RFC 9111 (HTTP Caching) it implements.  The
 cache is a *shared* cache acting for the origin (a gateway cache), so it obeys
 the directives that forbid storing, while the freshness lifetime of an entry is
-what the route's marker says, falling back on the response's own directives.
+what the route's marker says, falling back on the response's own directives,
+``Expires`` and a heuristic.  Those directives are read from the headers as
+:func:`asgi_cache.targeted.cache_view` gives them (RFC 9213).
 """
 
 from __future__ import annotations
@@ -15,22 +17,31 @@ from hashlib import blake2b
 from typing import NamedTuple
 
 from asgi_cache.conditional import is_not_modified
+from asgi_cache.dates import field_date
 from asgi_cache.entry import Entry
 from asgi_cache.headers import parse_cache_control, parse_vary
 from asgi_cache.status import Detail
 
 __all__ = [
     "DEFAULT_STATUSES",
+    "HEURISTIC_FRACTION",
+    "HEURISTIC_STATUSES",
+    "NEVER_STORED",
+    "UNDERSTOOD_STATUSES",
     "UNSAFE_METHODS",
     "RequestDirectives",
     "Requested",
     "Reuse",
+    "age_value",
     "coding_refused",
+    "entry_times",
     "freshness_lifetime",
+    "initial_age",
     "is_error",
     "not_modified",
     "request_directive",
     "requested",
+    "retention",
     "reuse",
     "stale_windows",
     "unstorable_reason",
@@ -41,6 +52,26 @@ __all__ = [
 #: heuristically cacheable, minus 206 (ranges are not assembled here) and 405
 #: and 414 and 501 (answers about the request, not the resource).  5xx never.
 DEFAULT_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 410})
+
+#: RFC 9110 §15.1: the statuses a cache may give a heuristic lifetime.
+HEURISTIC_STATUSES = frozenset({200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501})
+
+#: Never stored, whatever a configuration says: a 206 is part of a response
+#: (RFC 9111 §3.3: this cache does not combine ranges) and a 304 has no body
+#: of its own (§4.3.4 updates a stored response with it instead).
+NEVER_STORED = frozenset({206, 304})
+
+#: RFC 9111 §5.2.2.3: the statuses whose caching requirements this cache
+#: understands: the final statuses RFC 9110 §15 defines, but 206 and 304.
+UNDERSTOOD_STATUSES = frozenset(
+    {200, 201, 202, 203, 204, 205, 300, 301, 302, 303, 305, 307, 308}
+    | set(range(400, 418))
+    | {421, 422, 426}
+)
+
+#: RFC 9111 §4.2.2: the fraction of the time since ``Last-Modified`` taken
+#: as a heuristic lifetime ("a typical setting of this fraction might be 10%").
+HEURISTIC_FRACTION = 0.1
 
 #: The unsafe methods RFC 9110 §9.2.1 names: a route without a method list is
 #: compiled as a write route for each.  Any method but the safe ones invalidates
@@ -66,9 +97,11 @@ def unstorable_reason(
     without revalidation, which this cache does not do, so it is not stored
     either.  ``Set-Cookie`` is never replayed to other clients.  ``Vary``
     (§4.1) may only name headers that are part of the key; ``Vary: *`` never
-    matches.
+    matches.  ``must-understand`` (§5.2.2.3) limits storing to the statuses
+    this cache understands (:data:`UNDERSTOOD_STATUSES`), and then lets it
+    ignore ``no-store``.
     """
-    if status not in statuses or status >= 500:
+    if status not in statuses or status >= 500 or status in NEVER_STORED:
         return Detail.STATUS
     cache_control: list[bytes] = []
     vary: list[bytes] = []
@@ -82,7 +115,12 @@ def unstorable_reason(
             vary.append(value)
     if cache_control:
         directives = parse_cache_control(cache_control)
-        for directive in (Detail.NO_STORE, Detail.PRIVATE, Detail.NO_CACHE):
+        forbidding: tuple[Detail, ...] = (Detail.NO_STORE, Detail.PRIVATE, Detail.NO_CACHE)
+        if "must-understand" in directives:
+            if status not in UNDERSTOOD_STATUSES:
+                return Detail.STATUS
+            forbidding = forbidding[1:]
+        for directive in forbidding:
             if directive.value in directives:
                 return directive
     if vary:
@@ -92,27 +130,136 @@ def unstorable_reason(
     return None
 
 
-def freshness_lifetime(ttl: float | None, headers: Headers, default_ttl: float) -> float:
-    """Seconds an entry stays fresh (RFC 9111 §4.2.1).
+def freshness_lifetime(
+    ttl: float | None,
+    headers: Headers,
+    default_ttl: float | None,
+    *,
+    status: int = 200,
+    received_at: float | None = None,
+) -> float:
+    """Seconds a response is fresh, counted from its age zero (RFC 9111 §4.2.1).
 
     An explicit route ``ttl`` wins: the application's author configured this
-    cache.  Otherwise ``s-maxage`` then ``max-age`` of the response, then the
-    cache's default.
+    cache.  Otherwise the first of:
+
+    - ``s-maxage``, then ``max-age`` (§5.2.2.10, §5.2.2.1); a value that is not
+      plain digits makes the response stale (§1.2.2, §4.2.1);
+    - ``Expires`` minus ``Date`` (§5.3), ``Date`` being the time received
+      (``received_at``) when the response has no valid one (RFC 9110 §6.6.1).
+      An ``Expires`` that is not one valid HTTP-date means already expired;
+      without ``received_at`` and a ``Date`` it gives no lifetime either;
+    - a heuristic lifetime (§4.2.2), unless ``default_ttl`` is ``None``
+      (heuristic freshness off), only for a status heuristically cacheable
+      (RFC 9110 §15.1) or a ``public`` response: 10% of the time between
+      ``Last-Modified`` and ``Date`` (or the time received) capped at
+      ``default_ttl``, or ``default_ttl`` itself without a valid
+      ``Last-Modified``.  A ``Last-Modified`` later than ``Date`` says the
+      resource is changing now: no lifetime.
+
+    0 means stale: not worth storing without a stale window.
     """
     if ttl is not None:
         return ttl
     values = [value for name, value in headers if name.lower() == b"cache-control"]
-    if values:
-        directives = parse_cache_control(values)
-        for name in ("s-maxage", "max-age"):
-            raw = directives.get(name)
-            if raw is not None:
-                # RFC 9111 §1.2.2: delta-seconds is plain digits; anything else
-                # is invalid and §4.2.1 treats the response as stale.
-                if not (raw.isascii() and raw.isdigit()):
-                    return 0.0
-                return min(float(raw), MAX_LIFETIME)
-    return default_ttl
+    directives = parse_cache_control(values) if values else {}
+    for name in ("s-maxage", "max-age"):
+        raw = directives.get(name)
+        if raw is not None:
+            # RFC 9111 §1.2.2: delta-seconds is plain digits; anything else
+            # is invalid and §4.2.1 treats the response as stale.
+            if not (raw.isascii() and raw.isdigit()):
+                return 0.0
+            return min(float(raw), MAX_LIFETIME)
+    now = 0.0 if received_at is None else received_at
+    if any(name.lower() == b"expires" for name, _ in headers):
+        expires = field_date(headers, b"expires", now)
+        date = field_date(headers, b"date", now)
+        if date is None:
+            date = received_at
+        if expires is None or date is None:
+            return 0.0
+        return min(max(0.0, expires - date), MAX_LIFETIME)
+    if default_ttl is None or (status not in HEURISTIC_STATUSES and "public" not in directives):
+        return 0.0
+    last_modified = field_date(headers, b"last-modified", now)
+    if last_modified is None:
+        return default_ttl
+    date = field_date(headers, b"date", now)
+    if date is None:
+        if received_at is None:
+            return default_ttl
+        date = received_at
+    return min(max(0.0, date - last_modified) * HEURISTIC_FRACTION, default_ttl)
+
+
+def age_value(headers: Headers) -> float:
+    """The ``Age`` a response arrived with, in seconds (RFC 9111 §5.1).
+
+    A list-based value counts by its first member; a value that is not a
+    non-negative integer (letters, a sign, a decimal, a space inside) is
+    ignored, i.e. 0; one too large to hold is 2**31 (§1.2.2).
+    """
+    for name, value in headers:
+        if name.lower() == b"age":
+            for member in value.split(b","):
+                member = member.strip(b" \t")
+                if member:
+                    if not (member.isascii() and member.isdigit()):
+                        return 0.0
+                    return min(float(member), MAX_LIFETIME)
+    return 0.0
+
+
+def initial_age(headers: Headers, requested_at: float, received_at: float) -> float:
+    """``corrected_initial_age`` of a response (RFC 9111 §4.2.3), in seconds.
+
+    The larger of its apparent age (time received minus a valid ``Date``) and
+    its ``Age`` plus the time the application took to answer
+    (``received_at - requested_at``).  An entry's age on a hit is this plus
+    the time it was resident.
+    """
+    date = field_date(headers, b"date", received_at)
+    apparent_age = 0.0 if date is None else max(0.0, received_at - date)
+    corrected_age_value = age_value(headers) + max(0.0, received_at - requested_at)
+    return min(max(apparent_age, corrected_age_value), MAX_LIFETIME)
+
+
+def entry_times(
+    ttl: float | None,
+    headers: Headers,
+    default_ttl: float | None,
+    *,
+    status: int,
+    requested_at: float,
+    received_at: float,
+) -> tuple[float, float]:
+    """``(stored_at, fresh_for)`` of the entry of a response received at ``received_at``.
+
+    ``stored_at`` is when the response's age was zero: ``received_at`` minus
+    its :func:`initial_age` (RFC 9111 §4.2.3), so its current age at any time
+    is that time minus ``stored_at`` (initial age plus resident time), which
+    is what a hit sends as ``Age``; ``fresh_for`` is its
+    :func:`freshness_lifetime`, fresh while the current age is below it
+    (§4.2).  A route ``ttl`` counts from receipt instead: the application's
+    author asked this cache to serve it that long, whatever age it came with.
+    """
+    age = initial_age(headers, requested_at, received_at)
+    lifetime = freshness_lifetime(ttl, headers, default_ttl, status=status, received_at=received_at)
+    if ttl is not None:
+        lifetime = min(lifetime + age, MAX_LIFETIME)
+    return received_at - age, lifetime
+
+
+def retention(entry: Entry, now: float) -> float:
+    """Seconds the store keeps ``entry`` from ``now``: until it is too stale to use.
+
+    Past its lifetime and its longest stale window (RFC 5861) nothing can be
+    answered with it; 0 or less means it is not worth storing at all (stale
+    on arrival, RFC 9111 §4.2.3, with no window to serve it in).
+    """
+    window = max(entry.stale_while_revalidate, entry.stale_if_error)
+    return entry.stored_at + entry.fresh_for + window - now
 
 
 def stale_windows(
@@ -120,17 +267,31 @@ def stale_windows(
     stale_if_error: float | None,
     headers: Headers,
     defaults: tuple[float, float],
+    *,
+    ttl: float | None = None,
 ) -> tuple[float, float]:
     """Seconds after expiry a stale entry may be served: (while revalidating, on error).
 
     RFC 5861 §3 and §4: the route's own setting wins, then the response's
     ``stale-while-revalidate`` / ``stale-if-error`` directives, then the
-    cache's defaults.
+    cache's defaults.  The defaults do not apply to a response that forbids
+    serving it stale unvalidated (RFC 9111 §4.2.4): one with
+    ``must-revalidate`` or ``proxy-revalidate`` (§5.2.2.2, §5.2.2.8), or whose
+    lifetime comes from ``s-maxage`` (§5.2.2.10: it implies
+    ``proxy-revalidate``), i.e. without a route ``ttl``.  The route's setting
+    and the response's own directives still count: §4.2.4 lets the origin
+    permit stale responses explicitly, and the route is the origin's.
     """
     if stale_while_revalidate is not None and stale_if_error is not None:
         return stale_while_revalidate, stale_if_error
     values = [value for name, value in headers if name.lower() == b"cache-control"]
     directives = parse_cache_control(values) if values else {}
+    if (
+        "must-revalidate" in directives
+        or "proxy-revalidate" in directives
+        or (ttl is None and "s-maxage" in directives)
+    ):
+        defaults = (0.0, 0.0)
     windows = []
     for chosen, name, default in (
         (stale_while_revalidate, "stale-while-revalidate", defaults[0]),

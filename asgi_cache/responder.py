@@ -34,14 +34,16 @@ from asgi_cache.flight import Leadership
 from asgi_cache.lookup import Lookup
 from asgi_cache.policy import (
     coding_refused,
-    freshness_lifetime,
+    entry_times,
     is_error,
+    retention,
     stale_windows,
     unstorable_reason,
     with_etag,
 )
 from asgi_cache.status import Detail, forwarded, with_key, with_status
 from asgi_cache.stores.base import Fence
+from asgi_cache.targeted import cache_view
 
 __all__ = ["Outcome", "Responder"]
 
@@ -76,6 +78,8 @@ class Responder:
         "origin_status",
         "persist",
         "receive_",
+        "received_at",
+        "requested_at",
         "send_",
         "stand_in",
         "start",
@@ -115,6 +119,7 @@ class Responder:
         self.storing = True
         self.buffer: list[bytes] = []
         self.buffered = 0
+        self.requested_at = self.received_at = cache.clock()  # RFC 9111 §4.2.3
 
     async def run(self, app: ASGIApp, scope: Scope) -> Outcome:
         """Run ``app`` for this miss; the leadership is released however it ends."""
@@ -239,6 +244,7 @@ class Responder:
         """Decide on the response start: hold it back, or forward it unstored."""
         if self.timer is not None:
             self.timer.deadline = math.inf  # the response has begun: no cut-off
+        self.received_at = self.cache.clock()
         status = message["status"]
         if self.stand_in and is_error(status):
             self.failed = True
@@ -246,7 +252,8 @@ class Responder:
             return
         headers: Headers = list(message.get("headers", ()))
         route = self.lookup.route
-        reason = unstorable_reason(status, headers, route.statuses, route.key_header_names)
+        view = cache_view(headers, route.targets)
+        reason = unstorable_reason(status, view, route.statuses, route.key_header_names)
         if reason is None and coding_refused(headers, self.lookup.codings):
             reason = Detail.CONTENT_ENCODING
         if reason is not None:
@@ -263,20 +270,36 @@ class Responder:
         """Store the finished response; a store failure only costs the entry."""
         cache = self.cache
         route = self.lookup.route
-        headers = [(n, v) for n, v in with_etag(self.start["headers"], body) if n != b"age"]
-        ttl = freshness_lifetime(route.ttl, headers, route.default_ttl)
-        swr, sie = stale_windows(
-            route.stale_while_revalidate, route.stale_if_error, headers, route.stale_defaults
+        received = self.start["headers"]
+        status = self.start["status"]
+        view = cache_view(received, route.targets)
+        stored_at, fresh_for = entry_times(
+            route.ttl,
+            view,
+            route.default_ttl,
+            status=status,
+            requested_at=self.requested_at,
+            received_at=self.received_at,
         )
-        if ttl <= 0:
+        swr, sie = stale_windows(
+            route.stale_while_revalidate,
+            route.stale_if_error,
+            view,
+            route.stale_defaults,
+            ttl=route.ttl,
+        )
+        # A hit sends its own Age (RFC 9111 §5.1): the one received is in stored_at.
+        headers = [(n, v) for n, v in with_etag(received, body) if n.lower() != b"age"]
+        entry = Entry(status, headers, body, stored_at, fresh_for, swr, sie)
+        keep_for = retention(entry, cache.clock())
+        if keep_for <= 0:
             await self._not_storing("no lifetime")
             return False
-        entry = Entry(self.start["status"], headers, body, cache.clock(), ttl, swr, sie)
         stored = False
         if self.persist:
             try:
                 stored = await cache.store.set(
-                    self.lookup.key, encode(entry), ttl + max(swr, sie), self.tags, self.fence
+                    self.lookup.key, encode(entry), keep_for, self.tags, self.fence
                 )
             except Exception as exc:
                 cache.counters.store_failed("set", exc)

@@ -238,7 +238,8 @@ class ReadRoute(_Tagged):
     # Lifetimes: the route's own setting (None: the response's directives),
     # and the cache's defaults behind it.
     ttl: float | None
-    default_ttl: float
+    default_ttl: float | None  # None: no heuristic freshness
+    targets: tuple[bytes, ...]  # the targeted fields obeyed (RFC 9213), in order
     stale_while_revalidate: float | None
     stale_if_error: float | None
     stale_defaults: tuple[float, float]
@@ -485,7 +486,8 @@ def _read_route(
         key_header_names=frozenset(names | {"accept-encoding"} if key_codings else names),
         key_codings=key_codings,
         ttl=rule.ttl,
-        default_ttl=cache.default_ttl,
+        default_ttl=cache.default_ttl if cache.heuristic_freshness else None,
+        targets=tuple(name.encode("latin-1") for name in cache.targeted_cache_control),
         stale_while_revalidate=rule.stale_while_revalidate,
         stale_if_error=rule.stale_if_error,
         stale_defaults=(cache.stale_while_revalidate, cache.stale_if_error),

@@ -226,12 +226,19 @@ async def run(
             "2",
             "--log-level",
             "warning",
+            # Longer than a run: a connection the server closes for idleness just as the
+            # client reuses it fails the request, which says nothing about the cache.
+            "--timeout-keep-alive",
+            "120",
             env=env,
             log=Path(directory) / "uvicorn.log",
             startup_timeout=20,
         ) as base:
             target = Target(url, servers, cluster, base)
             await _load(target, figures, fault, lasts, seconds, fault_at, readers)
+        if figures.errors:  # what the server said about them
+            lines = (Path(directory) / "uvicorn.log").read_text(errors="replace").splitlines()
+            figures.failures.extend(f"server log: {line}" for line in lines[-40:])
     return figures
 
 

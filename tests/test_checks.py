@@ -123,3 +123,26 @@ def test_a_bad_cache_argument_fails_at_construction(
 ) -> None:
     with pytest.raises((TypeError, ValueError), match=re.escape(message)):
         Cache(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"heuristic_freshness": "no"}, TypeError, "Cache: heuristic_freshness must be True or"),
+        ({"targeted_cache_control": "cdn-cache-control"}, TypeError, "targeted_cache_control must"),
+        ({"targeted_cache_control": ("a b",)}, ValueError, "targeted_cache_control entry 'a b'"),
+        ({"statuses": (200, 206)}, ValueError, "Cache: status 206 is never stored"),
+        ({"statuses": (304,)}, ValueError, "Cache: status 304 is never stored"),
+    ],
+)
+def test_a_bad_freshness_setting_fails_at_construction(
+    arguments: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        Cache(**arguments)
+
+
+def test_targeted_field_names_are_lower_cased() -> None:
+    assert Cache(targeted_cache_control=("CDN-Cache-Control",)).targeted_cache_control == (
+        "cdn-cache-control",
+    )

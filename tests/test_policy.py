@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import math
+from email.utils import formatdate
 
 import pytest
 
 from asgi_cache.entry import Entry
 from asgi_cache.policy import (
     DEFAULT_STATUSES,
+    MAX_LIFETIME,
     RequestDirectives,
     Requested,
     Reuse,
+    age_value,
     coding_refused,
+    entry_times,
     freshness_lifetime,
+    initial_age,
     is_error,
     not_modified,
     request_directive,
     requested,
+    retention,
     reuse,
+    stale_windows,
     unstorable_reason,
     with_etag,
 )
@@ -428,3 +435,222 @@ def test_different_bodies_get_different_etags() -> None:
 def test_the_applications_own_etag_is_kept(name: bytes) -> None:
     headers = [(name, b'W/"mine"')]
     assert with_etag(headers, b"body") is headers
+
+
+# Freshness from the response (RFC 9111 §4.2, §5.1, §5.3)
+
+NOW = 1_700_000_000.0
+
+
+def date(seconds: float) -> bytes:
+    return formatdate(seconds, usegmt=True).encode()
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ([(b"age", b"60")], 60.0),
+        ([(b"Age", b"60")], 60.0),
+        ([(b"age", b" 60 ")], 60.0),
+        ([(b"age", b"60, 5")], 60.0),
+        ([(b"age", b"60"), (b"age", b"5")], 60.0),
+        ([(b"age", b", 7")], 7.0),
+        ([(b"age", b"99999999999999999999")], MAX_LIFETIME),
+        ([], 0.0),
+    ],
+)
+def test_age_is_the_first_member_of_its_value(headers: Headers, expected: float) -> None:
+    assert age_value(headers) == expected
+
+
+@pytest.mark.parametrize("value", [b"abc", b"-5", b"1.5", b"1 0", b"+5", b"\xd9\xa1", b"0x10"])
+def test_an_invalid_age_is_ignored(value: bytes) -> None:
+    assert age_value([(b"age", value)]) == 0.0
+
+
+def test_the_initial_age_adds_the_time_the_app_took_to_the_age_received() -> None:
+    assert initial_age([(b"age", b"10")], requested_at=NOW - 2, received_at=NOW) == 12.0
+
+
+def test_the_initial_age_is_at_least_the_apparent_age() -> None:
+    headers = [(b"date", date(NOW - 30)), (b"age", b"10")]
+    assert initial_age(headers, requested_at=NOW, received_at=NOW) == 30.0
+
+
+def test_a_date_in_the_future_gives_no_apparent_age() -> None:
+    assert initial_age([(b"date", date(NOW + 30))], requested_at=NOW, received_at=NOW) == 0.0
+
+
+def test_an_invalid_date_gives_no_apparent_age() -> None:
+    assert initial_age([(b"date", b"yesterday")], requested_at=NOW, received_at=NOW) == 0.0
+
+
+def lifetime(headers: Headers, status: int = 200, default_ttl: float | None = 60.0) -> float:
+    return freshness_lifetime(None, headers, default_ttl, status=status, received_at=NOW)
+
+
+def test_expires_minus_date_is_the_lifetime() -> None:
+    assert lifetime([(b"date", date(NOW - 100)), (b"expires", date(NOW + 200))]) == 300.0
+
+
+def test_expires_without_date_counts_from_the_time_received() -> None:
+    assert lifetime([(b"expires", date(NOW + 200))]) == 200.0
+
+
+def test_expires_with_an_invalid_date_counts_from_the_time_received() -> None:
+    assert lifetime([(b"date", b"now"), (b"expires", date(NOW + 200))]) == 200.0
+
+
+def test_expires_in_the_past_means_stale() -> None:
+    assert lifetime([(b"expires", date(NOW - 200))]) == 0.0
+
+
+@pytest.mark.parametrize("value", [b"0", b"-1", b"never", b"Sun, 06 Nov 2094 08:49:37 UTC"])
+def test_an_invalid_expires_means_stale(value: bytes) -> None:
+    assert lifetime([(b"expires", value)]) == 0.0
+
+
+def test_several_expires_lines_mean_stale() -> None:
+    assert lifetime([(b"expires", date(NOW + 200)), (b"expires", date(NOW + 200))]) == 0.0
+
+
+def test_expires_without_a_time_received_or_date_gives_no_lifetime() -> None:
+    assert freshness_lifetime(None, [(b"expires", date(NOW + 200))], 60.0) == 0.0
+
+
+@pytest.mark.parametrize("directive", [b"max-age=20", b"s-maxage=20"])
+def test_a_lifetime_directive_beats_expires(directive: bytes) -> None:
+    assert lifetime([(b"expires", date(NOW + 200)), (b"cache-control", directive)]) == 20.0
+
+
+def test_an_explicit_ttl_beats_expires() -> None:
+    assert freshness_lifetime(5.0, [(b"expires", b"0")], 60.0, received_at=NOW) == 5.0
+
+
+def test_last_modified_gives_a_tenth_of_the_time_since() -> None:
+    headers = [(b"date", date(NOW)), (b"last-modified", date(NOW - 300))]
+    assert lifetime(headers) == 30.0
+
+
+def test_last_modified_is_measured_from_the_time_received_without_date() -> None:
+    assert lifetime([(b"last-modified", date(NOW - 300))]) == 30.0
+
+
+def test_the_last_modified_heuristic_is_capped_by_the_default_ttl() -> None:
+    assert lifetime([(b"last-modified", date(NOW - 10_000))]) == 60.0
+
+
+def test_a_last_modified_after_date_gives_no_lifetime() -> None:
+    headers = [(b"date", date(NOW)), (b"last-modified", date(NOW + 300))]
+    assert lifetime(headers) == 0.0
+
+
+def test_an_invalid_last_modified_gives_the_default_ttl() -> None:
+    assert lifetime([(b"last-modified", b"recently")]) == 60.0
+
+
+@pytest.mark.parametrize("status", [201, 202, 302, 307, 403, 418])
+def test_a_status_not_heuristically_cacheable_gets_no_heuristic_lifetime(status: int) -> None:
+    assert lifetime([], status=status) == 0.0
+
+
+@pytest.mark.parametrize("status", [200, 203, 204, 300, 301, 308, 404, 405, 410, 414])
+def test_a_heuristically_cacheable_status_gets_the_default_ttl(status: int) -> None:
+    assert lifetime([], status=status) == 60.0
+
+
+def test_public_allows_a_heuristic_lifetime_for_any_status() -> None:
+    assert lifetime([(b"cache-control", b"public")], status=403) == 60.0
+
+
+def test_an_explicit_lifetime_counts_for_any_status() -> None:
+    assert lifetime([(b"cache-control", b"max-age=9")], status=403) == 9.0
+
+
+def test_without_heuristic_freshness_there_is_no_default_lifetime() -> None:
+    assert lifetime([(b"last-modified", date(NOW - 300))], default_ttl=None) == 0.0
+
+
+def test_an_entry_is_dated_from_its_age_zero() -> None:
+    headers = [(b"age", b"100"), (b"cache-control", b"max-age=3600")]
+    times = entry_times(None, headers, 60.0, status=200, requested_at=NOW, received_at=NOW)
+    assert times == (NOW - 100, 3600.0)
+
+
+def test_a_route_ttl_counts_from_receipt() -> None:
+    times = entry_times(
+        30.0, [(b"age", b"100")], 60.0, status=200, requested_at=NOW, received_at=NOW
+    )
+    assert times == (NOW - 100, 130.0)
+
+
+def test_an_entry_stale_on_arrival_without_a_window_is_not_worth_keeping() -> None:
+    assert retention(Entry(200, [], b"", NOW - 7200, 3600.0), NOW) <= 0
+
+
+def test_an_entry_stale_on_arrival_is_kept_for_its_stale_window() -> None:
+    assert retention(Entry(200, [], b"", NOW - 7200, 3600.0, 0.0, 4000.0), NOW) == 400.0
+
+
+def test_a_fresh_entry_is_kept_for_its_remaining_lifetime_and_window() -> None:
+    assert retention(Entry(200, [], b"", NOW - 100, 3600.0, 50.0, 0.0), NOW) == 3550.0
+
+
+# Serving stale (RFC 9111 §4.2.4)
+
+DEFAULTS = (30.0, 60.0)
+
+
+def windows(cache_control: bytes, ttl: float | None = None) -> tuple[float, float]:
+    return stale_windows(None, None, [(b"cache-control", cache_control)], DEFAULTS, ttl=ttl)
+
+
+def test_the_cache_defaults_apply_to_a_max_age_response() -> None:
+    assert windows(b"max-age=10") == DEFAULTS
+
+
+@pytest.mark.parametrize(
+    "cache_control", [b"s-maxage=10", b"max-age=10, must-revalidate", b"proxy-revalidate"]
+)
+def test_the_cache_defaults_do_not_apply_where_revalidation_is_required(
+    cache_control: bytes,
+) -> None:
+    assert windows(cache_control) == (0.0, 0.0)
+
+
+def test_an_s_maxage_response_keeps_its_own_stale_directives() -> None:
+    assert windows(b"s-maxage=10, stale-while-revalidate=5, stale-if-error=7") == (5.0, 7.0)
+
+
+def test_s_maxage_does_not_matter_under_a_route_ttl() -> None:
+    assert windows(b"s-maxage=10", ttl=20.0) == DEFAULTS
+
+
+def test_a_route_window_counts_despite_s_maxage() -> None:
+    headers = [(b"cache-control", b"s-maxage=10")]
+    assert stale_windows(15.0, None, headers, DEFAULTS) == (15.0, 0.0)
+
+
+# must-understand (RFC 9111 §5.2.2.3) and statuses never stored
+
+
+def test_must_understand_ignores_no_store_for_an_understood_status() -> None:
+    assert reason([(b"cache-control", b"must-understand, no-store")]) is None
+
+
+def test_must_understand_still_obeys_private() -> None:
+    assert reason([(b"cache-control", b"must-understand, no-store, private")]) == "private"
+
+
+def test_must_understand_refuses_a_status_it_does_not_know() -> None:
+    headers = [(b"cache-control", b"must-understand, max-age=60")]
+    assert reason(headers, status=299, statuses=frozenset({299})) == "status"
+
+
+def test_no_store_without_must_understand_is_refused() -> None:
+    assert reason([(b"cache-control", b"no-store")]) == "no-store"
+
+
+@pytest.mark.parametrize("status", [206, 304])
+def test_a_partial_or_not_modified_response_is_never_stored(status: int) -> None:
+    assert reason(status=status, statuses=frozenset({200, status})) == "status"
