@@ -77,10 +77,16 @@ class Cache:
     :param statuses: response statuses stored by default (never 5xx).
     :param max_body_size: largest body stored, in bytes; larger responses are
         passed through untouched.
-    :param honor_request_cache_control: obey a client's ``Cache-Control:
-        no-cache`` (fetch anew and store) and ``no-store`` (bypass), as RFC 9111
-        §5.2.1 describes.  Off by default, like Varnish: a browser reload must
-        not be able to push load through to the database.
+    :param honor_request_cache_control: obey a client's request directives,
+        as RFC 9111 §5.2.1 describes: ``no-cache`` (fetch anew and store),
+        ``no-store`` (do not store the response), ``max-age``, ``min-fresh``,
+        ``max-stale`` and ``only-if-cached`` (``504`` when nothing stored may
+        answer; the application is never called).  Off by default, like
+        Varnish: a browser reload must not be able to push load through to
+        the database.
+    :param cache_status_key: add the entry's store key to ``Cache-Status``
+        (RFC 9211 §2.7 ``key``), to find an entry from a response while
+        debugging.  Off by default: it tells clients how pages are keyed.
     :param coalesce: when several requests miss on the same key at once, let
         one reach the application and answer the others from its response
         (across processes too, with a store that supports locks, like Redis).
@@ -126,6 +132,7 @@ class Cache:
         statuses: Iterable[int] = DEFAULT_STATUSES,
         max_body_size: int = 1024 * 1024,
         honor_request_cache_control: bool = False,
+        cache_status_key: bool = False,
         coalesce: bool = True,
         coalesce_wait: float = 5.0,
         stale_while_revalidate: float = 0.0,
@@ -137,6 +144,11 @@ class Cache:
     ) -> None:
         if not isinstance(prefix, str) or not prefix:
             raise ValueError("Cache: prefix must be a non-empty string")
+        if cache_status_key and not (prefix.isascii() and prefix.isprintable()):
+            # RFC 8941 §3.3.3: the key goes out as a String, printable ASCII only.
+            raise ValueError(
+                f"Cache: cache_status_key needs a printable ASCII prefix, got {prefix!r}"
+            )
         if invalidation_failure not in INVALIDATION_FAILURES:
             raise ValueError(
                 f"Cache: invalidation_failure must be one of {INVALIDATION_FAILURES}, "
@@ -173,6 +185,7 @@ class Cache:
         self.store: Store = store if store is not None else MemoryStore()
         self.prefix = prefix
         self.honor_request_cache_control = honor_request_cache_control
+        self.cache_status_key = bool(cache_status_key)
         self.coalesce = coalesce
         self.coalesce_wait = float(coalesce_wait)
         self.stale_while_revalidate = float(stale_while_revalidate)

@@ -16,13 +16,15 @@ from starlette.types import Receive, Scope
 
 from asgi_cache.headers import accepted_codings
 from asgi_cache.keys import canonical_query, entry_key, path_tag, tag_key, variant_key
-from asgi_cache.policy import request_directive
+from asgi_cache.policy import RequestDirectives, request_directive
 from asgi_cache.routes import (
     ACCEPT_ENCODING,
     CACHE_CONTROL,
     CREDENTIAL,
+    IF_MODIFIED_SINCE,
     IF_NONE_MATCH,
     PRAGMA,
+    PRECONDITION,
     ReadRoute,
 )
 from asgi_cache.status import Detail, Forward
@@ -40,8 +42,10 @@ class Lookup:
 
     __slots__ = (
         "codings",
+        "directives",
         "fwd",
         "head",
+        "if_modified_since",
         "if_none_match",
         "key",
         "primary",
@@ -59,6 +63,8 @@ class Lookup:
         if_none_match: bytes | None,
         head: bool,
         fwd: Forward,
+        if_modified_since: bytes | None = None,
+        directives: RequestDirectives | None = None,
     ) -> None:
         self.route = route
         self.route_path = route_path  #: the path the router matches
@@ -67,6 +73,9 @@ class Lookup:
         self.if_none_match = if_none_match  #: the request's validator, if any
         self.head = head  #: a HEAD: answered from the GET entry, without body
         self.fwd = fwd  #: why a response computed for it went to the application
+        self.if_modified_since = if_modified_since  #: the request's date validator, if any
+        #: the client's request directives, when honoured and it sent some
+        self.directives = directives
         self.primary = key  #: the page key: holds the entry, or the vary record
         self.varied: tuple[bytes, ...] = ()  #: the vary record's names, once one is found
 
@@ -106,13 +115,17 @@ async def look_up(
 
     A ``str`` instead is why the request bypasses the cache: a :class:`Detail`,
     or the name of a credential header the route does not key on.
+    :attr:`Detail.ONLY_IF_CACHED` says the client forbade going to the
+    application (RFC 9111 §5.2.1.7) for a request no entry may answer: it gets
+    ``504``.
     """
     key_headers = route.key_headers
     values: list[list[bytes] | None] = [None] * len(key_headers)
     role_of = route.header_roles.get
-    if_none_match = accept_encoding = None
+    if_none_match = if_modified_since = accept_encoding = None
     request_cc: list[bytes] | None = None
     pragma: list[bytes] | None = None
+    bypass: str | None = None
     for name, value in scope["headers"]:
         role = role_of(name)
         if role is None:
@@ -125,24 +138,33 @@ async def look_up(
             else:
                 found.append(value)
         if special == IF_NONE_MATCH:
-            if_none_match = value
+            # A list field: repeated lines are one list (RFC 9110 §5.3).
+            if_none_match = value if if_none_match is None else if_none_match + b", " + value
+        elif special == IF_MODIFIED_SINCE:
+            # RFC 9110 §13.1.3: more than one member is ignored; b"" is no date.
+            if_modified_since = value if if_modified_since is None else b""
         elif special == ACCEPT_ENCODING:
             accept_encoding = value
         elif special == CREDENTIAL:
-            credential: str = name.decode("latin-1")
-            return credential
+            bypass = bypass or name.decode("latin-1")
+        elif special == PRECONDITION:
+            bypass = bypass or Detail.PRECONDITION
         elif special == CACHE_CONTROL:
             request_cc = [*(request_cc or ()), value]
         elif special == PRAGMA:
             pragma = [*(pragma or ()), value]
 
     fwd = _URI_MISS
+    directives = None
     if honor_request_cache_control and (request_cc or pragma):
-        directive = request_directive(request_cc, pragma)
-        if directive == "no-store":
-            return Detail.REQUEST_NO_STORE
-        if directive == "no-cache":
-            fwd = Forward.REQUEST
+        directives = request_directive(request_cc, pragma)
+        if directives is not None:
+            if directives.only_if_cached and bypass is not None:
+                return Detail.ONLY_IF_CACHED  # nothing stored may answer it
+            if directives.no_cache:
+                fwd = Forward.REQUEST
+    if bypass is not None:
+        return bypass
 
     custom = b""
     if route.rule.key is not None:
@@ -153,6 +175,8 @@ async def look_up(
             custom = str(part).encode("utf-8", "surrogatepass")
         except Exception:
             logger.warning("asgi-cache: key function of %s failed", route.label, exc_info=True)
+            if directives is not None and directives.only_if_cached:
+                return Detail.ONLY_IF_CACHED
             return Detail.KEY_ERROR
 
     codings = accepted_codings(accept_encoding) if route.key_codings else b""
@@ -166,4 +190,6 @@ async def look_up(
     )
     key = entry_key(prefix, parts, values)
     head = scope["method"] == "HEAD"
-    return Lookup(route, route_path, key, codings, if_none_match, head, fwd)
+    return Lookup(
+        route, route_path, key, codings, if_none_match, head, fwd, if_modified_since, directives
+    )

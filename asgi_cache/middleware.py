@@ -8,8 +8,10 @@ runs.  On a miss it runs the application through a
 :class:`~asgi_cache.responder.Responder` that watches the response go by and
 stores it once it is complete and storable;
 concurrent misses on one key are coalesced so only one reaches the application.
-A successful unsafe request (POST, PUT, PATCH, DELETE) invalidates its path and
-``@invalidates`` tags before its response start reaches the client.
+A successful request of any method but GET, HEAD, OPTIONS and TRACE (an
+unknown one too) invalidates its path, the same-origin paths its response names
+in ``Location`` / ``Content-Location``, and its ``@invalidates`` tags before
+its response start reaches the client.
 
 What a stored entry may be used for is decided by
 :func:`asgi_cache.policy.reuse`; this module only carries the decision out.
@@ -32,14 +34,31 @@ from asgi_cache.background import Background, refresh_scope, revalidate
 from asgi_cache.cache import SCOPE_KEY, Cache
 from asgi_cache.entry import DecodedEntries, Entry, VaryRecord
 from asgi_cache.flight import Coalescer, Flight, Leadership
+from asgi_cache.invalidation import (
+    SAFE_METHODS,
+    invalidates,
+    related_paths,
+    request_authority,
+    request_target,
+)
 from asgi_cache.keys import path_tag, tag_key
 from asgi_cache.lookup import Lookup, look_up
 from asgi_cache.pending import InvalidationPending
-from asgi_cache.policy import UNSAFE_METHODS, Reuse, reuse
+from asgi_cache.policy import Requested, Reuse, requested, reuse
 from asgi_cache.replay import send_entry
 from asgi_cache.responder import Outcome, Responder
 from asgi_cache.routes import ReadRoute, RouteTable, compile_routes, find_routes
-from asgi_cache.status import Detail, Forward, forwarded, hit, with_status
+from asgi_cache.status import (
+    CACHE_STATUS,
+    Detail,
+    Forward,
+    forwarded,
+    hit,
+    stood_in,
+    unanswered,
+    with_key,
+    with_status,
+)
 from asgi_cache.variants import downstream
 
 if sys.version_info >= (3, 11):
@@ -118,7 +137,7 @@ class CacheMiddleware:
             if route is not None:
                 await self._read(route, route_path, scope, receive, send)
                 return
-        elif method in UNSAFE_METHODS:
+        elif method not in SAFE_METHODS:  # RFC 9111 §4.4: unknown methods too
             await self._write(table, scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -148,12 +167,16 @@ class CacheMiddleware:
             route, route_path, scope, receive, cache.prefix, cache.honor_request_cache_control
         )
         if not isinstance(lookup, Lookup):
-            await self._bypass(lookup, scope, receive, send, route)
+            if lookup is Detail.ONLY_IF_CACHED:
+                await _send_only_if_cached(send)
+            else:
+                await self._bypass(lookup, scope, receive, send, route)
             return
+        directives = lookup.directives
         if cache.pending.waiting and not await cache.pending.try_apply():
             # An invalidation the store has not taken yet: nothing it may
             # concern can be served from the store.
-            await self._bypass(Detail.INVALIDATION_PENDING, scope, receive, send, route)
+            await self._unavailable(lookup, Detail.INVALIDATION_PENDING, scope, receive, send)
             return
         if lookup.fwd is not _URI_MISS:  # the client asked for a new response
             await self._miss(lookup, None, scope, receive, send)
@@ -162,7 +185,7 @@ class CacheMiddleware:
             data = await cache.store.get(lookup.key)
         except Exception as exc:
             cache.counters.store_failed("get", exc)
-            await self._bypass(Detail.STORE_UNAVAILABLE, scope, receive, send, route)
+            await self._unavailable(lookup, Detail.STORE_UNAVAILABLE, scope, receive, send)
             return
         decoded = self._decoded
         entry = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
@@ -171,25 +194,47 @@ class CacheMiddleware:
                 entry = await self._variant(lookup, entry, scope)
             except Exception as exc:
                 cache.counters.store_failed("get", exc)
-                await self._bypass(Detail.STORE_UNAVAILABLE, scope, receive, send, route)
+                await self._unavailable(lookup, Detail.STORE_UNAVAILABLE, scope, receive, send)
                 return
         if entry is None:
             await self._miss(lookup, None, scope, receive, send)
             return
         now = cache.clock()
         usable = reuse(entry, now)
+        if directives is not None:
+            wanted = requested(directives, entry, usable, now)
+            if wanted is Requested.REFUSED:
+                lookup.fwd = Forward.REQUEST if usable is _FRESH else Forward.STALE
+                usable = Reuse.UNUSABLE
+            elif wanted is Requested.STALE:
+                await self._serve_stale(entry, now, lookup, Detail.MAX_STALE, send)
+                return
         if usable is _FRESH:
             cache.counters.hits += 1
             logger.debug("asgi-cache: hit %s %s", route.label, lookup.key)
             age = entry.age(now)
             status_line = hit(entry.fresh_for - age)
-            await send_entry(entry, age, status_line, send, lookup.head, lookup.if_none_match)
+            if cache.cache_status_key:
+                status_line = with_key(status_line, lookup.key)
+            await send_entry(
+                entry,
+                age,
+                status_line,
+                send,
+                lookup.head,
+                lookup.if_none_match,
+                lookup.if_modified_since,
+            )
         elif usable is Reuse.STALE_WHILE_REVALIDATE:
             await self._serve_stale(entry, now, lookup, Detail.STALE_WHILE_REVALIDATE, send)
             self._refresh(lookup, scope)
         elif usable is Reuse.STALE_IF_ERROR:
+            if lookup.fwd is _URI_MISS:
+                lookup.fwd = Forward.STALE
             await self._miss(lookup, entry, scope, receive, send)
         elif usable is Reuse.UNUSABLE:
+            if lookup.fwd is _URI_MISS:
+                lookup.fwd = Forward.STALE
             await self._miss(lookup, None, scope, receive, send)
         else:
             assert_never(usable)
@@ -207,21 +252,33 @@ class CacheMiddleware:
         found = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
         return found if isinstance(found, Entry) else None
 
+    async def _unavailable(
+        self, lookup: Lookup, reason: Detail, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """The store cannot be asked: bypass it, or answer ``504`` to ``only-if-cached``."""
+        if lookup.directives is not None and lookup.directives.only_if_cached:
+            await _send_only_if_cached(send)
+        else:
+            await self._bypass(reason, scope, receive, send, lookup.route)
+
     async def _miss(
         self, lookup: Lookup, stale: Entry | None, scope: Scope, receive: Receive, send: Send
     ) -> None:
         """Run the application once for this key (coalesced) and store its answer;
         a ``stale`` entry answers instead if the application fails."""
         cache = self.cache
+        directives = lookup.directives
+        if directives is not None:
+            if directives.only_if_cached:  # RFC 9111 §5.2.1.7: never the application
+                await _send_only_if_cached(send)
+                return
+            if directives.no_store:  # §5.2.1.5: forwarded, and not stored
+                status = self._keyed(lookup, Detail.REQUEST_NO_STORE)
+                await self._forward(status, scope, receive, send, _downstream(lookup))
+                return
         if lookup.head:  # a HEAD has no body to store
-            route = lookup.route
-            await self._forward(
-                forwarded(lookup.fwd, Detail.HEAD),
-                scope,
-                receive,
-                send,
-                lambda headers: downstream(headers, route.vary_names, lookup.varied, route.private),
-            )
+            status = self._keyed(lookup, Detail.HEAD)
+            await self._forward(status, scope, receive, send, _downstream(lookup))
             return
         leadership: Leadership | None = None
         if cache.coalesce:
@@ -235,7 +292,26 @@ class CacheMiddleware:
         responder = Responder(cache, lookup, receive, send, leadership, stand_in=stale is not None)
         outcome = await responder.run(self.app, scope)
         if outcome is Outcome.STAND_IN and stale is not None:
-            await self._serve_stale(stale, cache.clock(), lookup, Detail.STALE_IF_ERROR, send)
+            now = cache.clock()
+            self.cache.counters.stale_served += 1
+            age = stale.age(now)
+            status_line = stood_in(stale.fresh_for - age, responder.origin_status)
+            if cache.cache_status_key:
+                status_line = with_key(status_line, lookup.key)
+            await send_entry(
+                stale,
+                age,
+                status_line,
+                send,
+                lookup.head,
+                lookup.if_none_match,
+                lookup.if_modified_since,
+            )
+
+    def _keyed(self, lookup: Lookup, detail: Detail) -> bytes:
+        """The ``Cache-Status`` of a looked-up request forwarded unstored for ``detail``."""
+        status = forwarded(lookup.fwd, detail)
+        return with_key(status, lookup.key) if self.cache.cache_status_key else status
 
     async def _answer_collapsed(self, lookup: Lookup, flight: Flight, send: Send) -> bool:
         """After waiting for another request's response: answer from it if
@@ -258,6 +334,8 @@ class CacheMiddleware:
             return False
         cache.counters.collapsed += 1
         status_line = forwarded(lookup.fwd, collapsed=True)
+        if cache.cache_status_key:
+            status_line = with_key(status_line, lookup.key)
         await send_entry(
             entry,
             entry.age(now),
@@ -265,16 +343,28 @@ class CacheMiddleware:
             send,
             lookup.head,
             lookup.if_none_match,
+            lookup.if_modified_since,
         )
         return True
 
     async def _serve_stale(
         self, entry: Entry, now: float, lookup: Lookup, why: Detail, send: Send
     ) -> None:
-        self.cache.counters.stale_served += 1
+        cache = self.cache
+        cache.counters.stale_served += 1
         age = entry.age(now)
         status_line = hit(entry.fresh_for - age, why)
-        await send_entry(entry, age, status_line, send, lookup.head, lookup.if_none_match)
+        if cache.cache_status_key:
+            status_line = with_key(status_line, lookup.key)
+        await send_entry(
+            entry,
+            age,
+            status_line,
+            send,
+            lookup.head,
+            lookup.if_none_match,
+            lookup.if_modified_since,
+        )
 
     def _refresh(self, lookup: Lookup, scope: Scope) -> None:
         """Start one background revalidation of ``lookup``'s entry (coalesced)."""
@@ -325,6 +415,8 @@ class CacheMiddleware:
         await self.app(scope, receive, send_with_status)
 
     async def _write(self, table: RouteTable, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run a request whose method is not safe; invalidate before its response
+        start goes out, if it succeeded (RFC 9111 §4.4)."""
         cache = self.cache
         route_path = _route_path(scope)
         route = table.for_write(scope["method"], route_path)
@@ -337,9 +429,11 @@ class CacheMiddleware:
             nonlocal failed
             if failed:
                 return  # the 503 went out instead
-            if message["type"] == "http.response.start" and 200 <= message["status"] < 400:
+            if message["type"] == "http.response.start" and invalidates(
+                scope["method"], message["status"]
+            ):
                 try:
-                    await cache.invalidate_store_tags(tags)
+                    await cache.invalidate_store_tags(tags + self._related(table, scope, message))
                 except InvalidationPending:  # kept and retried; logged by the cache
                     if cache.invalidation_failure == "fail":
                         failed = True
@@ -348,6 +442,39 @@ class CacheMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_after_invalidating)
+
+    def _related(self, table: RouteTable, scope: Scope, start: Message) -> list[str]:
+        """The path tags of the same-origin ``Location`` / ``Content-Location`` of a
+        write's response start (see :func:`asgi_cache.invalidation.related_paths`)."""
+        headers = start.get("headers") or []
+        if not any(n.lower() in (b"location", b"content-location") for n, _ in headers):
+            return []
+        paths = related_paths(
+            list(headers),
+            scope.get("scheme", "http"),
+            request_authority(scope.get("headers", []), scope.get("server")),
+            request_target(scope["path"], scope.get("raw_path")),
+            scope.get("root_path", ""),
+        )
+        prefix = self.cache.prefix
+        return [path_tag(prefix, p) for path in paths for p in table.canonical_paths(path, None)]
+
+
+async def _send_only_if_cached(send: Send) -> None:
+    """Answer a request that forbade going to the application when nothing stored may answer it.
+
+    RFC 9111 §5.2.1.7: ``only-if-cached`` is answered from the cache or with
+    ``504 Gateway Timeout``; this response is the cache's own and not stored.
+    """
+    body = b"No stored response satisfies this request (only-if-cached).\n"
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", b"%d" % len(body)),
+        (b"cache-control", b"no-store"),
+        (CACHE_STATUS, unanswered(Detail.ONLY_IF_CACHED)),
+    ]
+    await send({"type": "http.response.start", "status": 504, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _send_invalidation_failed(send: Send) -> None:
@@ -365,3 +492,10 @@ async def _send_invalidation_failed(send: Send) -> None:
     ]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _downstream(lookup: Lookup) -> Callable[[Headers], Headers]:
+    """What a response forwarded for ``lookup`` must say to caches downstream: its
+    selecting headers in ``Vary``, and ``private`` on a ``key=`` route."""
+    route = lookup.route
+    return lambda headers: downstream(headers, route.vary_names, lookup.varied, route.private)

@@ -11,12 +11,15 @@ what the route's marker says, falling back on the response's own directives,
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Collection
 from hashlib import blake2b
+from typing import NamedTuple
 
+from asgi_cache.conditional import is_not_modified
 from asgi_cache.dates import field_date
 from asgi_cache.entry import Entry
-from asgi_cache.headers import etag_matches, parse_cache_control, parse_vary
+from asgi_cache.headers import parse_cache_control, parse_vary
 from asgi_cache.status import Detail
 
 __all__ = [
@@ -26,6 +29,8 @@ __all__ = [
     "NEVER_STORED",
     "UNDERSTOOD_STATUSES",
     "UNSAFE_METHODS",
+    "RequestDirectives",
+    "Requested",
     "Reuse",
     "age_value",
     "coding_refused",
@@ -35,6 +40,7 @@ __all__ = [
     "is_error",
     "not_modified",
     "request_directive",
+    "requested",
     "retention",
     "reuse",
     "stale_windows",
@@ -67,7 +73,9 @@ UNDERSTOOD_STATUSES = frozenset(
 #: as a heuristic lifetime ("a typical setting of this fraction might be 10%").
 HEURISTIC_FRACTION = 0.1
 
-#: Methods whose success invalidates the target URI (RFC 9111 §4.4).
+#: The unsafe methods RFC 9110 §9.2.1 names: a route without a method list is
+#: compiled as a write route for each.  Any method but the safe ones invalidates
+#: (see :mod:`asgi_cache.invalidation`).
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 Headers = list[tuple[bytes, bytes]]
@@ -296,22 +304,91 @@ def stale_windows(
     return windows[0], windows[1]
 
 
-def request_directive(cache_control: list[bytes] | None, pragma: list[bytes] | None) -> str | None:
-    """``"no-store"``, ``"no-cache"`` or ``None`` for a client's request directives.
+class RequestDirectives(NamedTuple):
+    """A client's request directives (RFC 9111 §5.2.1), parsed once per request.
+
+    Seconds are ``None`` when the directive is absent or its value is not
+    delta-seconds (§1.2.2: plain digits; anything else is ignored).  A bare
+    ``max-stale`` accepts any staleness: ``math.inf``.
+    """
+
+    no_store: bool = False  #: §5.2.1.5: do not store the response to this request
+    no_cache: bool = False  #: §5.2.1.4: do not answer from the cache without validation
+    only_if_cached: bool = False  #: §5.2.1.7: answer from the cache or with 504
+    max_age: float | None = None  #: §5.2.1.1: no entry older than this
+    max_stale: float | None = None  #: §5.2.1.2: a stale entry up to this far past expiry
+    min_fresh: float | None = None  #: §5.2.1.3: only an entry fresh this much longer
+
+
+def _delta_seconds(raw: str | None) -> float | None:
+    """RFC 9111 §1.2.2: delta-seconds, capped at 2**31; ``None`` when absent or invalid."""
+    if raw is None or not (raw.isascii() and raw.isdigit()):
+        return None
+    return min(float(raw), MAX_LIFETIME)
+
+
+def request_directive(
+    cache_control: list[bytes] | None, pragma: list[bytes] | None
+) -> RequestDirectives | None:
+    """A client's request directives, or ``None`` when it sent none that count.
 
     Only consulted when the cache is configured to honour them (RFC 9111
-    §5.2.1); ``Pragma: no-cache`` counts only without ``Cache-Control`` (§5.4).
+    §5.2.1); ``Pragma: no-cache`` counts as ``Cache-Control: no-cache`` only
+    without ``Cache-Control`` (§5.4).  Unknown directives are ignored (§5.2.3).
     """
     if cache_control:
-        directives = parse_cache_control(cache_control)
-        if "no-store" in directives:
-            return "no-store"
-        if "no-cache" in directives or directives.get("max-age") == "0":
-            return "no-cache"
-        return None
+        found = parse_cache_control(cache_control)
+        max_stale = found.get("max-stale")
+        directives = RequestDirectives(
+            no_store="no-store" in found,
+            no_cache="no-cache" in found,
+            only_if_cached="only-if-cached" in found,
+            max_age=_delta_seconds(found.get("max-age")),
+            max_stale=math.inf if max_stale == "" else _delta_seconds(max_stale),
+            min_fresh=_delta_seconds(found.get("min-fresh")),
+        )
+        return None if directives == _NONE else directives
     if pragma and any(b"no-cache" in value.lower() for value in pragma):
-        return "no-cache"
+        return _PRAGMA_NO_CACHE
     return None
+
+
+_NONE = RequestDirectives()
+_PRAGMA_NO_CACHE = RequestDirectives(no_cache=True)
+
+
+class Requested(enum.Enum):
+    """What a request's directives make of a stored entry (RFC 9111 §5.2.1)."""
+
+    #: The cache's own decision (:func:`reuse`) stands.
+    AS_IS = "as-is"
+    #: §5.2.1.2 ``max-stale``: answer with the stale entry as it is.
+    STALE = "stale"
+    #: §5.2.1.1 ``max-age`` or §5.2.1.3 ``min-fresh`` rule the entry out.
+    REFUSED = "refused"
+
+
+def requested(directives: RequestDirectives, entry: Entry, usable: Reuse, now: float) -> Requested:
+    """How the request's ``directives`` change what ``entry`` (``usable`` for the cache) may do.
+
+    §5.2.1.1: an entry older than ``max-age`` is refused; §5.2.1.3: so is one
+    fresh for less than ``min-fresh`` more seconds (a stale one always is).
+    §5.2.1.2: a stale entry no further past expiry than ``max-stale`` may be
+    answered with (one the cache would serve stale anyway, under
+    ``stale-while-revalidate``, keeps its background refresh).  ``no-cache``
+    and ``no-store`` are decided before any entry is read.
+    """
+    age = entry.age(now)
+    left = entry.fresh_for - age
+    if directives.max_age is not None and age > directives.max_age:
+        return Requested.REFUSED
+    if directives.min_fresh is not None and left < directives.min_fresh:
+        return Requested.REFUSED
+    if usable is Reuse.FRESH or usable is Reuse.STALE_WHILE_REVALIDATE:
+        return Requested.AS_IS
+    if directives.max_stale is not None and -left <= directives.max_stale:
+        return Requested.STALE
+    return Requested.AS_IS
 
 
 class Reuse(enum.Enum):
@@ -362,21 +439,25 @@ NOT_MODIFIED_FIELDS = frozenset(
 )
 
 
-def not_modified(headers: Headers, if_none_match: bytes | None) -> Headers | None:
-    """The headers of a ``304`` answering ``If-None-Match``, or ``None`` to send it all.
+def not_modified(
+    headers: Headers,
+    if_none_match: bytes | None,
+    if_modified_since: bytes | None = None,
+    *,
+    status: int = 200,
+    stored_at: float = 0.0,
+    now: float = 0.0,
+) -> Headers | None:
+    """The headers of a ``304`` answering the request's conditions, or ``None`` to send it all.
 
-    RFC 9110 §13.1.2: a GET or HEAD whose ``If-None-Match`` matches the stored
-    response's entity tag (weak comparison) is answered ``304 Not Modified``;
-    §15.4.5: with only the fields that describe the selected representation.
+    RFC 9110 §13.1.2 and §13.1.3, in the order of §13.2.2 (see
+    :func:`asgi_cache.conditional.is_not_modified`): a GET or HEAD whose
+    ``If-None-Match`` matches the stored entity tag, or whose
+    ``If-Modified-Since`` is not older than the stored response, is answered
+    ``304 Not Modified``; §15.4.5: with only the fields that describe the
+    selected representation.
     """
-    if if_none_match is None:
-        return None
-    etag = None
-    for name, value in headers:
-        if name == b"etag":
-            etag = value
-            break
-    if etag is None or not etag_matches(if_none_match, etag):
+    if not is_not_modified(status, headers, stored_at, if_none_match, if_modified_since, now):
         return None
     return [(name, value) for name, value in headers if name in NOT_MODIFIED_FIELDS]
 

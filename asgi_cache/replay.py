@@ -1,8 +1,9 @@
 """Sending a stored entry to the client: a hit, a stale or a collapsed answer.
 
 The stored headers go out as the application sent them, plus ``Age`` (RFC 9111
-§5.1) and ``Cache-Status`` (RFC 9211); a matching ``If-None-Match`` turns the
-answer into a ``304`` without body (see :func:`asgi_cache.policy.not_modified`).
+§5.1) and ``Cache-Status`` (RFC 9211); a request whose ``If-None-Match`` or
+``If-Modified-Since`` says its copy is current gets a ``304`` without body
+instead (see :func:`asgi_cache.policy.not_modified`).
 """
 
 from __future__ import annotations
@@ -23,13 +24,21 @@ async def send_entry(
     send: Send,
     head: bool,
     if_none_match: bytes | None,
+    if_modified_since: bytes | None = None,
 ) -> None:
     """Answer from ``entry``, ``age`` seconds old, with ``Cache-Status: status_line``."""
     status = entry.status
     headers = entry.headers
     body = entry.body
-    if if_none_match is not None:
-        validated = not_modified(headers, if_none_match)
+    if if_none_match is not None or if_modified_since is not None:
+        validated = not_modified(
+            headers,
+            if_none_match,
+            if_modified_since,
+            status=status,
+            stored_at=entry.stored_at,
+            now=entry.stored_at + age,
+        )
         if validated is not None:
             status, headers, body = 304, validated, b""
     headers = [*headers, (b"age", b"%d" % age), (CACHE_STATUS, status_line)]

@@ -42,7 +42,7 @@ from asgi_cache.policy import (
     unstorable_reason,
     with_etag,
 )
-from asgi_cache.status import Detail, forwarded, with_status
+from asgi_cache.status import Detail, forwarded, with_key, with_status
 from asgi_cache.stores.base import Fence
 from asgi_cache.targeted import cache_view
 from asgi_cache.variants import downstream, normalised, request_values, selecting_names
@@ -77,6 +77,7 @@ class Responder:
         "held",
         "leadership",
         "lookup",
+        "origin_status",
         "persist",
         "receive_",
         "received_at",
@@ -116,6 +117,9 @@ class Responder:
         self.start: Message = {}  # the response start as it will be stored
         self.started = False  # whether anything reached the client
         self.failed = False  # the application failed before starting: stand in for it
+        #: what the application answered when the stale entry stood in for it
+        #: (its 5xx; 500 when it raised, 504 when it was cut off)
+        self.origin_status = 504
         self.storing = True
         self.buffer: list[bytes] = []
         self.buffered = 0
@@ -168,6 +172,7 @@ class Responder:
                     exc_info=True,
                 )
                 self.failed = True
+                self.origin_status = 500
         if self.failed or (timer.cancelled_caught and not self.started):
             return Outcome.STAND_IN
         return Outcome.SENT
@@ -186,7 +191,11 @@ class Responder:
         """Send the held response start with its ``Cache-Status``."""
         held, self.held = self.held, None
         assert held is not None
-        await self._forward(with_status(held, status))
+        await self._forward(with_status(held, self._keyed(status)))
+
+    def _keyed(self, status: bytes) -> bytes:
+        """``status`` with the entry's key when the cache is set to show it."""
+        return with_key(status, self.lookup.key) if self.cache.cache_status_key else status
 
     async def _not_storing(self, reason: str) -> None:
         self.storing = False
@@ -248,6 +257,7 @@ class Responder:
         status = message["status"]
         if self.stand_in and is_error(status):
             self.failed = True
+            self.origin_status = status
             return
         headers: Headers = list(message.get("headers", ()))
         route = self.lookup.route
@@ -265,7 +275,8 @@ class Responder:
         if reason is not None:
             await self._not_storing(reason.value)
             message = {**message, "headers": self._downstream(headers, selecting)}
-            await self._forward(with_status(message, forwarded(self.lookup.fwd, reason)))
+            status = self._keyed(forwarded(self.lookup.fwd, reason))
+            await self._forward(with_status(message, status))
             return
         if route.cache_control is not None:
             headers = [(n, v) for n, v in headers if n.lower() != b"cache-control"]

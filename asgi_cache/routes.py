@@ -37,6 +37,8 @@ from starlette.convertors import Convertor, PathConvertor, StringConvertor
 from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute, compile_path
 
 from asgi_cache.checks import tag_fields
+from asgi_cache.conditional import ORIGIN_PRECONDITIONS
+from asgi_cache.invalidation import SAFE_METHODS
 from asgi_cache.markers import CacheRule, InvalidationRule, cache_rule, invalidation_rule
 from asgi_cache.policy import UNSAFE_METHODS
 
@@ -65,12 +67,16 @@ ACCEPT_ENCODING = 2
 CREDENTIAL = 3
 CACHE_CONTROL = 4
 PRAGMA = 5
+IF_MODIFIED_SINCE = 6
+PRECONDITION = 7  # evaluated by the application only (asgi_cache.conditional)
 
 _SPECIAL_HEADERS = {
     b"if-none-match": IF_NONE_MATCH,
+    b"if-modified-since": IF_MODIFIED_SINCE,
     b"accept-encoding": ACCEPT_ENCODING,
     b"cache-control": CACHE_CONTROL,
     b"pragma": PRAGMA,
+    **dict.fromkeys(ORIGIN_PRECONDITIONS, PRECONDITION),
 }
 
 
@@ -525,7 +531,11 @@ def _header_roles(
     that bypasses requests carrying one of ``credentials``."""
     roles = {name: (-1, role) for name, role in _SPECIAL_HEADERS.items()}
     for name in credentials:  # never a key header: those are not credentials here
-        if roles.get(name, (-1, NOT_SPECIAL))[1] not in (IF_NONE_MATCH, ACCEPT_ENCODING):
+        if roles.get(name, (-1, NOT_SPECIAL))[1] not in (
+            IF_NONE_MATCH,
+            IF_MODIFIED_SINCE,
+            ACCEPT_ENCODING,
+        ):
             roles[name] = (-1, CREDENTIAL)
     for index, name in enumerate(key_headers):
         roles[name] = (index, roles.get(name, (-1, NOT_SPECIAL))[1])
@@ -628,7 +638,7 @@ def compile_routes(
             invalidations = {
                 method: invalidation
                 for method, invalidation in invalidations.items()
-                if invalidation is not None or method in UNSAFE_METHODS
+                if invalidation is not None or method not in SAFE_METHODS
             }
             if rule is not None or invalidations:
                 canons = _canons(flat)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -106,6 +107,7 @@ def detail_of(response: Recorded | _HasHeaders) -> str | None:
 STORED = forwarded(Forward.URI_MISS, stored=True).decode()
 COLLAPSED = forwarded(Forward.URI_MISS, collapsed=True).decode()
 REQUEST_STORED = forwarded(Forward.REQUEST, stored=True).decode()
+STALE_STORED = forwarded(Forward.STALE, stored=True).decode()
 STREAMED = forwarded(Forward.URI_MISS).decode()
 
 
@@ -208,3 +210,166 @@ class BrokenStore(Store):
 
     async def wait_released(self, name: str, timeout: float) -> None:
         self._fail()
+
+
+# -- RFC 8941 Structured Field Values, List only (for Cache-Status, RFC 9211 §2) ------
+
+
+class Token(str):
+    """An sf-token (RFC 8941 §3.3.4), told apart from an sf-string."""
+
+
+BareItem = int | float | str | bool | bytes
+Parameters = dict[str, BareItem]
+
+_KEY_START = "abcdefghijklmnopqrstuvwxyz*"
+_KEY_CHARS = _KEY_START + "0123456789_-."
+_TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class _SfParser:
+    """A strict parser after RFC 8941 §4.2: anything off the grammar raises ValueError."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.i = 0
+
+    def peek(self) -> str:
+        return self.text[self.i] if self.i < len(self.text) else ""
+
+    def skip(self, chars: str) -> None:
+        while self.peek() and self.peek() in chars:
+            self.i += 1
+
+    def list(self) -> list[tuple[BareItem | list[tuple[BareItem, Parameters]], Parameters]]:
+        self.skip(" ")
+        members: list[tuple[BareItem | list[tuple[BareItem, Parameters]], Parameters]] = []
+        while self.i < len(self.text):
+            if self.peek() == "(":
+                inner = self.inner_list()
+                members.append((inner, self.parameters()))
+            else:
+                item = self.bare_item()
+                members.append((item, self.parameters()))
+            self.skip(" \t")
+            if self.i == len(self.text):
+                return members
+            if self.peek() != ",":
+                raise ValueError(f"expected ',' at {self.i} in {self.text!r}")
+            self.i += 1
+            self.skip(" \t")
+            if self.i == len(self.text):
+                raise ValueError(f"trailing ',' in {self.text!r}")
+        return members
+
+    def inner_list(self) -> list[tuple[BareItem, Parameters]]:
+        self.i += 1
+        items: list[tuple[BareItem, Parameters]] = []
+        while True:
+            self.skip(" ")
+            if self.peek() == ")":
+                self.i += 1
+                return items
+            items.append((self.bare_item(), self.parameters()))
+            if self.peek() not in " )":
+                raise ValueError(f"bad inner list in {self.text!r}")
+
+    def parameters(self) -> Parameters:
+        params: Parameters = {}
+        while self.peek() == ";":
+            self.i += 1
+            self.skip(" ")
+            key = self.key()
+            value: BareItem = True
+            if self.peek() == "=":
+                self.i += 1
+                value = self.bare_item()
+            params[key] = value
+        return params
+
+    def key(self) -> str:
+        start = self.i
+        if not self.peek() or self.peek() not in _KEY_START:
+            raise ValueError(f"bad key at {self.i} in {self.text!r}")
+        self.skip(_KEY_CHARS)
+        return self.text[start : self.i]
+
+    def bare_item(self) -> BareItem:
+        char = self.peek()
+        if char == "-" or char.isdigit():
+            return self.number()
+        if char == '"':
+            return self.string()
+        if char == ":":
+            end = self.text.index(":", self.i + 1)
+            raw, self.i = self.text[self.i + 1 : end], end + 1
+            return base64.b64decode(raw, validate=True)
+        if char == "?":
+            value, self.i = self.text[self.i + 1 : self.i + 2], self.i + 2
+            if value not in ("0", "1"):
+                raise ValueError(f"bad boolean in {self.text!r}")
+            return value == "1"
+        if char and ((char.isalpha() and char.isascii()) or char == "*"):
+            start = self.i
+            self.skip(_TCHAR + ":/")
+            return Token(self.text[start : self.i])
+        raise ValueError(f"bad item at {self.i} in {self.text!r}")
+
+    def number(self) -> int | float:
+        start = self.i
+        if self.peek() == "-":
+            self.i += 1
+        self.skip("0123456789")
+        digits = self.text[start : self.i].lstrip("-")
+        if not digits:
+            raise ValueError(f"bad number in {self.text!r}")
+        if self.peek() != ".":
+            if len(digits) > 15:
+                raise ValueError(f"integer too long in {self.text!r}")
+            return int(self.text[start : self.i])
+        self.i += 1
+        frac_start = self.i
+        self.skip("0123456789")
+        if not 1 <= self.i - frac_start <= 3 or len(digits) > 12:
+            raise ValueError(f"bad decimal in {self.text!r}")
+        return float(self.text[start : self.i])
+
+    def string(self) -> str:
+        self.i += 1
+        out: list[str] = []
+        while True:
+            char = self.peek()
+            if not char:
+                raise ValueError(f"unterminated string in {self.text!r}")
+            self.i += 1
+            if char == "\\":
+                escaped = self.peek()
+                if escaped not in ('"', "\\"):
+                    raise ValueError(f"bad escape in {self.text!r}")
+                out.append(escaped)
+                self.i += 1
+            elif char == '"':
+                return "".join(out)
+            elif not " " <= char <= "~":
+                raise ValueError(f"non-printable character in {self.text!r}")
+            else:
+                out.append(char)
+
+
+def parse_sf_list(
+    text: str,
+) -> list[tuple[BareItem | list[tuple[BareItem, Parameters]], Parameters]]:
+    """An RFC 8941 List, parsed strictly; a value off its grammar raises ValueError."""
+    return _SfParser(text).list()
+
+
+def cache_status_member(response: _HasHeaders) -> Parameters:
+    """The parameters of this cache's member of ``response``'s ``Cache-Status``,
+    read with the strict RFC 8941 parser (exactly one member of this cache)."""
+    members = [
+        params
+        for item, params in parse_sf_list(response.headers["cache-status"])
+        if item == "asgi-cache"
+    ]
+    assert len(members) == 1, members
+    return members[0]

@@ -7,7 +7,16 @@ from fastapi import FastAPI, Request
 
 from asgi_cache import Cache, CacheMiddleware, cached
 from asgi_cache.status import Detail
-from tests.helpers import REQUEST_STORED, STORED, Calls, MakeCache, bypassed, client_for, is_hit
+from tests.helpers import (
+    REQUEST_STORED,
+    STORED,
+    Calls,
+    MakeCache,
+    bypassed,
+    client_for,
+    is_hit,
+    not_stored,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -152,11 +161,11 @@ async def test_honoured_no_cache_fetches_anew_and_stores(make_cache: MakeCache) 
     assert calls["public"] == 2
 
 
-async def test_honoured_no_store_bypasses(make_cache: MakeCache) -> None:
+async def test_honoured_no_store_is_forwarded_and_not_stored(make_cache: MakeCache) -> None:
     app, calls = build(make_cache(honor_request_cache_control=True))
     async with client_for(app) as client:
-        bypass = await client.get("/public", headers={"cache-control": "no-store"})
+        forwarded = await client.get("/public", headers={"cache-control": "no-store"})
         after = await client.get("/public")
-    assert bypass.headers["cache-status"] == bypassed(Detail.REQUEST_NO_STORE)
+    assert forwarded.headers["cache-status"] == not_stored(Detail.REQUEST_NO_STORE)
     assert after.headers["cache-status"] == STORED
     assert calls["public"] == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from email.utils import formatdate
 
 import pytest
@@ -10,6 +11,8 @@ from asgi_cache.entry import Entry
 from asgi_cache.policy import (
     DEFAULT_STATUSES,
     MAX_LIFETIME,
+    RequestDirectives,
+    Requested,
     Reuse,
     age_value,
     coding_refused,
@@ -19,6 +22,7 @@ from asgi_cache.policy import (
     is_error,
     not_modified,
     request_directive,
+    requested,
     retention,
     reuse,
     stale_windows,
@@ -180,28 +184,44 @@ def test_max_age_0_means_stale() -> None:
 @pytest.mark.parametrize(
     ("cache_control", "expected"),
     [
-        ([b"no-store"], "no-store"),
-        ([b"No-Store, no-cache"], "no-store"),
-        ([b"no-cache"], "no-cache"),
-        ([b"NO-CACHE"], "no-cache"),
-        ([b"max-age=0"], "no-cache"),
-        ([b'max-age="0"'], "no-cache"),
-        ([b"max-stale=10", b"no-cache"], "no-cache"),
-        ([b"max-age=10"], None),
-        ([b"only-if-cached"], None),
+        ([b"no-store"], RequestDirectives(no_store=True)),
+        ([b"No-Store, no-cache"], RequestDirectives(no_store=True, no_cache=True)),
+        ([b"no-cache"], RequestDirectives(no_cache=True)),
+        ([b"NO-CACHE"], RequestDirectives(no_cache=True)),
+        ([b"max-age=0"], RequestDirectives(max_age=0.0)),
+        ([b'max-age="0"'], RequestDirectives(max_age=0.0)),
+        ([b"max-stale=10", b"no-cache"], RequestDirectives(no_cache=True, max_stale=10.0)),
+        ([b"max-stale"], RequestDirectives(max_stale=math.inf)),
+        ([b"min-fresh=5"], RequestDirectives(min_fresh=5.0)),
+        ([b"only-if-cached"], RequestDirectives(only_if_cached=True)),
+        ([b"max-age=99999999999"], RequestDirectives(max_age=2.0**31)),
     ],
 )
-def test_request_cache_control(cache_control: list[bytes], expected: str | None) -> None:
+def test_request_cache_control_is_parsed(
+    cache_control: list[bytes], expected: RequestDirectives
+) -> None:
     assert request_directive(cache_control, None) == expected
+
+
+@pytest.mark.parametrize(
+    "cache_control", [[b"max-age=-1"], [b"max-age=1.5"], [b"min-fresh=x"], [b"max-stale=1e3"]]
+)
+def test_request_directives_with_invalid_seconds_are_ignored(cache_control: list[bytes]) -> None:
+    # RFC 9111 §1.2.2: delta-seconds is digits only; an invalid one is ignored.
+    assert request_directive(cache_control, None) is None
+
+
+def test_unknown_request_directives_give_none() -> None:
+    assert request_directive([b"x-trace, private"], None) is None
 
 
 @pytest.mark.parametrize("pragma", [[b"no-cache"], [b"No-Cache"]])
 def test_pragma_no_cache_counts_without_cache_control(pragma: list[bytes]) -> None:
-    assert request_directive(None, pragma) == "no-cache"
+    assert request_directive(None, pragma) == RequestDirectives(no_cache=True)
 
 
 def test_pragma_is_ignored_when_cache_control_is_present() -> None:
-    assert request_directive([b"max-age=10"], [b"no-cache"]) is None
+    assert request_directive([b"max-age=10"], [b"no-cache"]) == RequestDirectives(max_age=10.0)
 
 
 def test_other_pragma_values_are_ignored() -> None:
@@ -213,6 +233,65 @@ def test_no_request_directives_give_none(
     cache_control: list[bytes] | None, pragma: list[bytes] | None
 ) -> None:
     assert request_directive(cache_control, pragma) is None
+
+
+# requested
+
+NOW = 1_700_000_000.0
+
+
+def entry_aged(age: float, fresh_for: float = 60.0) -> Entry:
+    return Entry(200, [], b"", NOW - age, fresh_for, 30.0, 30.0)
+
+
+def decide(directives: RequestDirectives, age: float) -> Requested:
+    entry = entry_aged(age)
+    return requested(directives, entry, reuse(entry, NOW), NOW)
+
+
+def test_an_entry_younger_than_max_age_stands() -> None:
+    assert decide(RequestDirectives(max_age=10.0), age=10.0) is Requested.AS_IS
+
+
+def test_an_entry_older_than_max_age_is_refused() -> None:
+    assert decide(RequestDirectives(max_age=10.0), age=10.5) is Requested.REFUSED
+
+
+def test_an_entry_fresh_for_less_than_min_fresh_is_refused() -> None:
+    assert decide(RequestDirectives(min_fresh=20.0), age=45.0) is Requested.REFUSED
+
+
+def test_an_entry_fresh_for_min_fresh_stands() -> None:
+    assert decide(RequestDirectives(min_fresh=20.0), age=40.0) is Requested.AS_IS
+
+
+def test_a_stale_entry_never_meets_min_fresh() -> None:
+    directives = RequestDirectives(min_fresh=0.0, max_stale=math.inf)
+    assert decide(directives, age=70.0) is Requested.REFUSED
+
+
+def test_max_stale_accepts_an_entry_within_it() -> None:
+    assert decide(RequestDirectives(max_stale=30.0), age=90.0) is Requested.STALE
+
+
+def test_max_stale_refuses_nothing_it_does_not_cover() -> None:
+    assert decide(RequestDirectives(max_stale=5.0), age=100.0) is Requested.AS_IS
+
+
+def test_a_bare_max_stale_accepts_any_staleness() -> None:
+    assert decide(RequestDirectives(max_stale=math.inf), age=10_000.0) is Requested.STALE
+
+
+def test_max_stale_leaves_a_stale_while_revalidate_entry_to_the_cache() -> None:
+    entry = Entry(200, [], b"", NOW - 70.0, 60.0, 30.0, 0.0)
+    usable = reuse(entry, NOW)
+    assert usable is Reuse.STALE_WHILE_REVALIDATE
+    assert requested(RequestDirectives(max_stale=60.0), entry, usable, NOW) is Requested.AS_IS
+
+
+def test_max_age_limits_what_max_stale_accepts() -> None:
+    directives = RequestDirectives(max_age=80.0, max_stale=math.inf)
+    assert decide(directives, age=90.0) is Requested.REFUSED
 
 
 # reuse

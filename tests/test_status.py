@@ -12,6 +12,9 @@ from asgi_cache.status import (
     forwarded,
     hit,
     parse,
+    stood_in,
+    unanswered,
+    with_key,
     with_status,
 )
 
@@ -86,3 +89,46 @@ def test_parse_finds_this_caches_member_among_others() -> None:
 
 def test_parse_without_this_caches_member_gives_none() -> None:
     assert parse("ExampleCDN; hit") is None
+
+
+def test_a_stand_in_is_forwarded_stale_with_the_applications_status() -> None:
+    assert stood_in(-20.5, 503) == (
+        b"asgi-cache; fwd=stale; fwd-status=503; ttl=-20; detail=stale-if-error"
+    )
+
+
+def test_the_caches_own_answer_carries_only_its_detail() -> None:
+    assert unanswered(Detail.ONLY_IF_CACHED) == b"asgi-cache; detail=only-if-cached"
+
+
+def test_with_key_adds_the_key_as_an_rfc_8941_string() -> None:
+    assert with_key(b"asgi-cache; hit; ttl=1", 'a"b\\c') == (
+        b'asgi-cache; hit; ttl=1; key="a\\"b\\\\c"'
+    )
+
+
+def test_parse_reads_back_fwd_status_and_key() -> None:
+    value = with_key(stood_in(-3, 500), 'p,;"x:page:00')
+    parsed = parse(value + b", ExampleCDN; hit")
+    assert parsed is not None
+    assert parsed.fwd is Forward.STALE and parsed.fwd_status == 500 and parsed.ttl == -3
+    assert parsed.key == 'p,;"x:page:00'
+
+
+@pytest.mark.parametrize("fwd", list(Forward))
+def test_parse_reads_every_forward_reason_of_rfc_9211(fwd: Forward) -> None:
+    parsed = parse(f"asgi-cache; fwd={fwd.value}")
+    assert parsed is not None and parsed.fwd is fwd
+
+
+def test_the_forward_reasons_are_those_of_rfc_9211() -> None:
+    assert {fwd.value for fwd in Forward} == {
+        "bypass",
+        "method",
+        "uri-miss",
+        "vary-miss",
+        "miss",
+        "request",
+        "stale",
+        "partial",
+    }
