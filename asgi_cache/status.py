@@ -7,6 +7,7 @@ list member for this cache::
     asgi-cache; hit; ttl=-5; detail=stale-while-revalidate
     asgi-cache; fwd=uri-miss; stored
     asgi-cache; fwd=uri-miss; collapsed
+    asgi-cache; fwd=stale; fwd-status=304; stored
     asgi-cache; fwd=uri-miss; detail=set-cookie
     asgi-cache; fwd=bypass; detail=authorization
 
@@ -50,6 +51,9 @@ class Forward(str, enum.Enum):
     BYPASS = "bypass"
     #: the client asked for a fresh response (``honor_request_cache_control``)
     REQUEST = "request"
+    #: a stored entry needed validating: the request went with its validators
+    #: (RFC 9111 §4.3.1); ``fwd-status`` says what the application answered
+    STALE = "stale"
 
 
 class Detail(str, enum.Enum):
@@ -98,14 +102,20 @@ def forwarded(
     *,
     stored: bool = False,
     collapsed: bool = False,
+    fwd_status: int | None = None,
 ) -> bytes:
     """A response that went to the application (or waited for one that did).
 
     ``stored``: it was stored (§2.7); ``collapsed``: it was answered from a
-    concurrent request's response (§2.6).  Memoised: the combinations are few
-    (credential details are header names from the configuration).
+    concurrent request's response (§2.6); ``fwd_status``: the status the
+    application answered the forwarded request with (§2.3), given when it can
+    differ from the client's (a validation's 304).  Memoised: the
+    combinations are few (credential details are header names from the
+    configuration).
     """
     value = f"{NAME}; fwd={fwd.value}"
+    if fwd_status is not None:
+        value += f"; fwd-status={fwd_status}"
     if stored:
         value += "; stored"
     if collapsed:
@@ -129,6 +139,7 @@ class CacheStatus(NamedTuple):
     collapsed: bool
     ttl: int | None
     detail: str | None
+    fwd_status: int | None = None
 
 
 def parse(value: str | bytes) -> CacheStatus | None:
@@ -148,6 +159,7 @@ def parse(value: str | bytes) -> CacheStatus | None:
             fields[key] = raw
         fwd = fields.get("fwd")
         ttl = fields.get("ttl")
+        fwd_status = fields.get("fwd-status")
         return CacheStatus(
             hit="hit" in fields,
             fwd=Forward(fwd) if fwd is not None else None,
@@ -155,5 +167,6 @@ def parse(value: str | bytes) -> CacheStatus | None:
             collapsed="collapsed" in fields,
             ttl=int(ttl) if ttl is not None else None,
             detail=fields.get("detail"),
+            fwd_status=int(fwd_status) if fwd_status is not None else None,
         )
     return None
