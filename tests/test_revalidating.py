@@ -43,6 +43,7 @@ class Row:
         self.gate: anyio.Event | None = None  # set: validations wait for it
         self.seen: list[str | None] = []  # If-None-Match of each request that arrived
         self.extra: dict[str, str] = {}  # fields the next 304s carry
+        self.failing = False  # the database is down: every request gets a 503
 
 
 def build(cache: Cache, row: Row) -> tuple[FastAPI, Calls]:
@@ -52,6 +53,8 @@ def build(cache: Cache, row: Row) -> tuple[FastAPI, Calls]:
 
     async def conditional_get(request: Request, cache_control: str | None = None) -> Response:
         calls["checked"] += 1
+        if row.failing:
+            return Response("down", status_code=503)
         if_none_match = request.headers.get("if-none-match")
         row.seen.append(if_none_match)
         etag = f'"v{row.version}"'
@@ -82,6 +85,18 @@ def build(cache: Cache, row: Row) -> tuple[FastAPI, Calls]:
     @cached(ttl=10, stale_while_revalidate=30)
     async def swr(request: Request) -> Response:
         return await conditional_get(request)
+
+    @app.get("/sie")
+    @cached(ttl=10, stale_if_error=60)
+    async def sie(request: Request) -> Response:
+        return await conditional_get(request)
+
+    @app.get("/confused-sie")
+    @cached(ttl=10, stale_if_error=60)
+    async def confused_sie(request: Request) -> Response:
+        if "if-none-match" in request.headers:
+            return Response(status_code=304, headers={"etag": '"somebody-else"'})
+        return Response("page", headers={"etag": '"mine"'})
 
     @app.get("/ignoring")
     @cached(ttl=10)
@@ -367,3 +382,59 @@ async def test_a_304_setting_a_cookie_reaches_its_client_but_is_not_stored(
     assert "set-cookie" not in again.headers
     assert again.headers["cache-status"] == VALIDATED
     assert calls["rendered"] == 1
+
+
+async def test_within_stale_if_error_the_request_is_conditional_too(make_cache: MakeCache) -> None:
+    clock, row = Clock(), Row()
+    app, calls = build(make_cache(clock=clock), row)
+    async with client_for(app) as client:
+        await client.get("/sie")
+        clock.advance(15)
+        validated = await client.get("/sie")
+    assert validated.headers["cache-status"] == VALIDATED
+    assert calls["rendered"] == 1
+
+
+async def test_a_failing_validation_within_stale_if_error_serves_the_stale_entry(
+    make_cache: MakeCache,
+) -> None:
+    clock, row = Clock(), Row()
+    app, _ = build(make_cache(clock=clock), row)
+    async with client_for(app) as client:
+        await client.get("/sie")
+        row.failing = True
+        clock.advance(15)
+        rescued = await client.get("/sie")
+    assert rescued.status_code == 200
+    assert rescued.text == "page v1"
+    assert rescued.headers["cache-status"] == hit_status(-5, Detail.STALE_IF_ERROR)
+
+
+async def test_a_failing_validation_past_every_window_passes_the_error_on(
+    make_cache: MakeCache,
+) -> None:
+    clock, row = Clock(), Row()
+    app, _ = build(make_cache(clock=clock), row)
+    async with client_for(app) as client:
+        await client.get("/article")
+        row.failing = True
+        clock.advance(15)
+        failed = await client.get("/article")
+    assert failed.status_code == 503
+    assert failed.headers["cache-status"] == (
+        forwarded(Forward.STALE, Detail.STATUS, fwd_status=503).decode()
+    )
+
+
+async def test_a_304_about_another_representation_within_stale_if_error_serves_the_entry(
+    make_cache: MakeCache,
+) -> None:
+    clock, row = Clock(), Row()
+    app, _ = build(make_cache(clock=clock), row)
+    async with client_for(app) as client:
+        await client.get("/confused-sie")
+        clock.advance(15)
+        rescued = await client.get("/confused-sie")
+    assert rescued.status_code == 200
+    assert rescued.text == "page"
+    assert detail_of(rescued) == Detail.STALE_IF_ERROR
