@@ -12,7 +12,9 @@ A successful unsafe request (POST, PUT, PATCH, DELETE) invalidates its path and
 What a stored entry may be used for is decided by
 :func:`asgi_cache.policy.reuse`; this module only carries the decision out.
 An entry that needs validating goes to the application as a conditional
-request (coalesced like a miss), and the responder handles its ``304``.
+request (coalesced like a miss), and the responder handles its ``304``; a
+HEAD that finds one is forwarded as it is, since a HEAD's answer is never
+stored.
 The store is never trusted to be up: a failing or slow store turns into a
 bypass, never into an error page.
 """

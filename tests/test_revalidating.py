@@ -438,3 +438,17 @@ async def test_a_304_about_another_representation_within_stale_if_error_serves_t
     assert rescued.status_code == 200
     assert rescued.text == "page"
     assert detail_of(rescued) == Detail.STALE_IF_ERROR
+
+
+async def test_a_head_needing_validation_is_forwarded_and_leaves_the_entry_alone(
+    make_cache: MakeCache,
+) -> None:
+    row = Row()
+    app, calls = build(make_cache(), row)
+    async with client_for(app) as client:
+        await client.get("/no-cache")
+        head = await client.head("/no-cache")
+        validated = await client.get("/no-cache")
+    assert detail_of(head) == Detail.HEAD
+    assert validated.headers["cache-status"] == VALIDATED
+    assert calls["rendered"] == 1
