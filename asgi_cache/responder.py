@@ -339,7 +339,8 @@ class Responder:
         else:
             status = self._status(reason)
         lookup = self.lookup
-        await send_entry(entry, 0.0, status, self._forward, lookup.head, lookup.if_none_match)
+        age = entry.age(self.cache.clock())  # the 304's own Age and Date count (§4.2.3)
+        await send_entry(entry, age, status, self._forward, lookup.head, lookup.if_none_match)
 
     def _entry(self, status: int, received: Headers, body: bytes) -> tuple[Entry, float] | Detail:
         """The entry to store for a response received with headers ``received``

@@ -452,3 +452,19 @@ async def test_a_head_needing_validation_is_forwarded_and_leaves_the_entry_alone
     assert detail_of(head) == Detail.HEAD
     assert validated.headers["cache-status"] == VALIDATED
     assert calls["rendered"] == 1
+
+
+async def test_the_age_a_304_arrives_with_counts_in_the_validated_response(
+    make_cache: MakeCache,
+) -> None:
+    clock, row = Clock(), Row()
+    app, _ = build(make_cache(clock=clock), row)
+    async with client_for(app) as client:
+        await client.get("/article")
+        row.extra = {"age": "3"}
+        clock.advance(15)
+        validated = await client.get("/article")
+        clock.advance(2)
+        hit = await client.get("/article")
+    assert validated.headers["age"] == "3"
+    assert hit.headers["age"] == "5"
