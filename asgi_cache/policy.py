@@ -89,9 +89,9 @@ def unstorable_reason(
     such a response is stored and validated on every reuse (see
     :mod:`asgi_cache.revalidation`).  ``Set-Cookie`` is never replayed to
     other clients.  ``Vary`` (§4.1) may only name headers that are part of the
-    key; ``Vary: *`` never matches.  ``must-understand`` (§5.2.2.3) limits storing to the statuses
-    this cache understands (:data:`UNDERSTOOD_STATUSES`), and then lets it
-    ignore ``no-store``.
+    key; ``Vary: *`` never matches.  ``must-understand`` (§5.2.2.3) limits
+    storing to the statuses this cache understands
+    (:data:`UNDERSTOOD_STATUSES`), and then lets it ignore ``no-store``.
     """
     if status not in statuses or status >= 500 or status in NEVER_STORED:
         return Detail.STATUS
@@ -273,9 +273,8 @@ def stale_windows(
     cache's defaults.  The defaults do not apply to a response that forbids
     serving it stale unvalidated (RFC 9111 §4.2.4): one with ``no-cache``
     (§5.2.2.4), ``must-revalidate`` or ``proxy-revalidate`` (§5.2.2.2,
-    §5.2.2.8), or whose
-    lifetime comes from ``s-maxage`` (§5.2.2.10: it implies
-    ``proxy-revalidate``), i.e. without a route ``ttl``.  The route's setting
+    §5.2.2.8), or whose lifetime comes from ``s-maxage`` (§5.2.2.10: it
+    implies ``proxy-revalidate``), i.e. without a route ``ttl``.  The route's setting
     and the response's own directives still count: §4.2.4 lets the origin
     permit stale responses explicitly, and the route is the origin's.
     """
