@@ -23,6 +23,7 @@ from anyio.abc import TaskGroup
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_cache.cache import Cache
+from asgi_cache.entry import Entry
 from asgi_cache.flight import Coalescer
 from asgi_cache.lookup import Lookup
 from asgi_cache.responder import Responder
@@ -106,12 +107,16 @@ def refresh_scope(scope: Scope) -> Scope:
 
 
 async def revalidate(
-    app: ASGIApp, cache: Cache, coalescer: Coalescer, lookup: Lookup, scope: Scope
+    app: ASGIApp, cache: Cache, coalescer: Coalescer, lookup: Lookup, entry: Entry, scope: Scope
 ) -> None:
-    """Compute ``lookup``'s entry anew and store it; the response goes nowhere.
+    """Validate ``lookup``'s stale ``entry`` or compute it anew, and store the
+    result; the response goes nowhere.
 
-    Coalesced like a miss: if another request, here or in another process, is
-    computing the key already, this refresh does nothing.
+    RFC 5861 §3 asks for a revalidation: with a validator of the application's
+    the request is conditional (RFC 9111 §4.3.1), and a 304 renews the entry
+    without the application rendering it.  Coalesced like a miss: if another
+    request, here or in another process, is computing the key already, this
+    refresh does nothing.
     """
     leadership = await coalescer.lead(cache.store, lookup.key, cache.coalesce_wait)
     if leadership is None:
@@ -129,7 +134,8 @@ async def revalidate(
         return None
 
     try:
-        await Responder(cache, lookup, receive, discard, leadership).run(app, scope)
+        responder = Responder(cache, lookup, receive, discard, leadership, validating=entry)
+        await responder.run(app, scope)
         cache.counters.refreshes += 1
     except Exception:
         logger.warning(

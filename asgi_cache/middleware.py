@@ -15,6 +15,10 @@ its response start reaches the client.
 
 What a stored entry may be used for is decided by
 :func:`asgi_cache.policy.reuse`; this module only carries the decision out.
+An entry that needs validating goes to the application as a conditional
+request (coalesced like a miss), and the responder handles its ``304``; a
+HEAD that finds one is forwarded as it is, since a HEAD's answer is never
+stored.
 The store is never trusted to be up: a failing or slow store turns into a
 bypass, never into an error page.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -227,11 +232,13 @@ class CacheMiddleware:
             )
         elif usable is Reuse.STALE_WHILE_REVALIDATE:
             await self._serve_stale(entry, now, lookup, Detail.STALE_WHILE_REVALIDATE, send)
-            self._refresh(lookup, scope)
+            self._refresh(lookup, entry, scope)
         elif usable is Reuse.STALE_IF_ERROR:
             if lookup.fwd is _URI_MISS:
                 lookup.fwd = Forward.STALE
             await self._miss(lookup, entry, scope, receive, send)
+        elif usable is Reuse.REVALIDATE:
+            await self._miss(lookup, entry, scope, receive, send, stand_in=False)
         elif usable is Reuse.UNUSABLE:
             if lookup.fwd is _URI_MISS:
                 lookup.fwd = Forward.STALE
@@ -262,10 +269,20 @@ class CacheMiddleware:
             await self._bypass(reason, scope, receive, send, lookup.route)
 
     async def _miss(
-        self, lookup: Lookup, stale: Entry | None, scope: Scope, receive: Receive, send: Send
+        self,
+        lookup: Lookup,
+        stale: Entry | None,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        stand_in: bool = True,
     ) -> None:
-        """Run the application once for this key (coalesced) and store its answer;
-        a ``stale`` entry answers instead if the application fails."""
+        """Run the application once for this key (coalesced) and store its answer.
+
+        A ``stale`` entry is validated with a conditional request when it has
+        a validator, and answers instead if the application fails, unless
+        ``stand_in`` is false (it needed validation, past its windows)."""
         cache = self.cache
         directives = lookup.directives
         if directives is not None:
@@ -282,14 +299,18 @@ class CacheMiddleware:
             return
         leadership: Leadership | None = None
         if cache.coalesce:
+            since = cache.clock()
             joined = await self._coalescer.join(cache.store, lookup.key, cache.coalesce_wait)
             if isinstance(joined, Leadership):
                 leadership = joined
-            elif await self._answer_collapsed(lookup, joined, send):
+            elif await self._answer_collapsed(lookup, joined, since, send):
                 return
         cache.counters.misses += 1
         logger.debug("asgi-cache: miss %s %s", lookup.route.label, lookup.key)
-        responder = Responder(cache, lookup, receive, send, leadership, stand_in=stale is not None)
+        stand_in = stand_in and stale is not None
+        responder = Responder(
+            cache, lookup, receive, send, leadership, stand_in=stand_in, validating=stale
+        )
         outcome = await responder.run(self.app, scope)
         if outcome is Outcome.STAND_IN and stale is not None:
             now = cache.clock()
@@ -313,11 +334,19 @@ class CacheMiddleware:
         status = forwarded(lookup.fwd, detail)
         return with_key(status, lookup.key) if self.cache.cache_status_key else status
 
-    async def _answer_collapsed(self, lookup: Lookup, flight: Flight, send: Send) -> bool:
+    async def _answer_collapsed(
+        self, lookup: Lookup, flight: Flight, since: float, send: Send
+    ) -> bool:
         """After waiting for another request's response: answer from it if
-        there is one, handed over in this process or stored by another."""
+        there is one, handed over in this process or stored by another.
+
+        The entry the leader hands over, or one stored since this request
+        began waiting, was fetched or validated while it waited (RFC 9211
+        §2.6 ``collapsed``): it answers even when it must be validated on
+        every reuse (``no-cache``).  An older one only while fresh."""
         cache = self.cache
         entry = flight.result
+        since = -math.inf if isinstance(entry, Entry) else since
         if not isinstance(entry, Entry):
             try:
                 data = await cache.store.get(lookup.key)
@@ -330,7 +359,7 @@ class CacheMiddleware:
                 return False
             entry = found
         now = cache.clock()
-        if reuse(entry, now) is not Reuse.FRESH:
+        if entry.stored_at <= since and reuse(entry, now) is not Reuse.FRESH:
             return False
         cache.counters.collapsed += 1
         status_line = forwarded(lookup.fwd, collapsed=True)
@@ -366,13 +395,13 @@ class CacheMiddleware:
             lookup.if_modified_since,
         )
 
-    def _refresh(self, lookup: Lookup, scope: Scope) -> None:
-        """Start one background revalidation of ``lookup``'s entry (coalesced)."""
+    def _refresh(self, lookup: Lookup, entry: Entry, scope: Scope) -> None:
+        """Start one background revalidation of ``lookup``'s ``entry`` (coalesced)."""
         if self._coalescer.busy(lookup.key):
             return
         scope = refresh_scope(scope)
         self._background.spawn(
-            lambda: revalidate(self.app, self.cache, self._coalescer, lookup, scope)
+            lambda: revalidate(self.app, self.cache, self._coalescer, lookup, entry, scope)
         )
 
     async def _bypass(

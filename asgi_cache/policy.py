@@ -13,13 +13,13 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Collection
-from hashlib import blake2b
 from typing import NamedTuple
 
 from asgi_cache.conditional import is_not_modified
 from asgi_cache.dates import field_date
 from asgi_cache.entry import Entry
 from asgi_cache.headers import parse_cache_control, parse_vary
+from asgi_cache.revalidation import body_etag, validators
 from asgi_cache.status import Detail
 
 __all__ = [
@@ -92,13 +92,14 @@ def unstorable_reason(
     """Why this response must not be stored, or ``None`` when it may be.
 
     RFC 9111 §3: a shared cache must not store a response with ``no-store`` or
-    ``private`` (§5.2.2.5, §5.2.2.7); ``no-cache`` (§5.2.2.4) forbids reuse
-    without revalidation, which this cache does not do, so it is not stored
-    either.  ``Set-Cookie`` is never replayed to other clients.  ``Vary: *``
-    never matches (§4.1); a ``Vary`` naming headers is stored per variant (see
-    :mod:`asgi_cache.variants`).  ``must-understand`` (§5.2.2.3) limits storing
-    to the statuses this cache understands (:data:`UNDERSTOOD_STATUSES`), and
-    then lets it ignore ``no-store``.
+    ``private`` (§5.2.2.5, §5.2.2.7).  ``no-cache`` (§5.2.2.4) is no reason:
+    such a response is stored and validated on every reuse (see
+    :mod:`asgi_cache.revalidation`).  ``Set-Cookie`` is never replayed to
+    other clients.  ``Vary: *`` never matches (§4.1); a ``Vary`` naming
+    headers is stored per variant (see :mod:`asgi_cache.variants`).
+    ``must-understand`` (§5.2.2.3) limits storing to the statuses this cache
+    understands (:data:`UNDERSTOOD_STATUSES`), and then lets it ignore
+    ``no-store``.
     """
     if status not in statuses or status >= 500 or status in NEVER_STORED:
         return Detail.STATUS
@@ -114,7 +115,7 @@ def unstorable_reason(
             vary.append(value)
     if cache_control:
         directives = parse_cache_control(cache_control)
-        forbidding: tuple[Detail, ...] = (Detail.NO_STORE, Detail.PRIVATE, Detail.NO_CACHE)
+        forbidding: tuple[Detail, ...] = (Detail.NO_STORE, Detail.PRIVATE)
         if "must-understand" in directives:
             if status not in UNDERSTOOD_STATUSES:
                 return Detail.STATUS
@@ -248,14 +249,18 @@ def entry_times(
     return received_at - age, lifetime
 
 
-def retention(entry: Entry, now: float) -> float:
+def retention(entry: Entry, now: float, validation_window: float = 0.0) -> float:
     """Seconds the store keeps ``entry`` from ``now``: until it is too stale to use.
 
     Past its lifetime and its longest stale window (RFC 5861) nothing can be
     answered with it; 0 or less means it is not worth storing at all (stale
-    on arrival, RFC 9111 §4.2.3, with no window to serve it in).
+    on arrival, RFC 9111 §4.2.3, with no window to serve it in).  An entry
+    with a validator of the application's can still be renewed by a
+    conditional request (§4.3.1) for ``validation_window`` seconds past its
+    lifetime (the caller gives its freshness lifetime: an entry is worth
+    keeping for validation about as long as it was worth keeping fresh).
     """
-    window = max(entry.stale_while_revalidate, entry.stale_if_error)
+    window = max(entry.stale_while_revalidate, entry.stale_if_error, validation_window)
     return entry.stored_at + entry.fresh_for + window - now
 
 
@@ -272,10 +277,10 @@ def stale_windows(
     RFC 5861 §3 and §4: the route's own setting wins, then the response's
     ``stale-while-revalidate`` / ``stale-if-error`` directives, then the
     cache's defaults.  The defaults do not apply to a response that forbids
-    serving it stale unvalidated (RFC 9111 §4.2.4): one with
-    ``must-revalidate`` or ``proxy-revalidate`` (§5.2.2.2, §5.2.2.8), or whose
-    lifetime comes from ``s-maxage`` (§5.2.2.10: it implies
-    ``proxy-revalidate``), i.e. without a route ``ttl``.  The route's setting
+    serving it stale unvalidated (RFC 9111 §4.2.4): one with ``no-cache``
+    (§5.2.2.4), ``must-revalidate`` or ``proxy-revalidate`` (§5.2.2.2,
+    §5.2.2.8), or whose lifetime comes from ``s-maxage`` (§5.2.2.10: it
+    implies ``proxy-revalidate``), i.e. without a route ``ttl``.  The route's setting
     and the response's own directives still count: §4.2.4 lets the origin
     permit stale responses explicitly, and the route is the origin's.
     """
@@ -284,7 +289,8 @@ def stale_windows(
     values = [value for name, value in headers if name.lower() == b"cache-control"]
     directives = parse_cache_control(values) if values else {}
     if (
-        "must-revalidate" in directives
+        "no-cache" in directives
+        or "must-revalidate" in directives
         or "proxy-revalidate" in directives
         or (ttl is None and "s-maxage" in directives)
     ):
@@ -402,6 +408,9 @@ class Reuse(enum.Enum):
     #: RFC 5861 §4: stale but within ``stale-if-error``: ask the application,
     #: and answer with the entry if the application fails.
     STALE_IF_ERROR = "stale-if-error"
+    #: §4.3: not reusable as it is, but it has a validator: ask the application
+    #: with a conditional request, and answer with the entry on a 304.
+    REVALIDATE = "revalidate"
     #: §4: nothing to answer with: forward to the application.
     UNUSABLE = "unusable"
 
@@ -413,6 +422,14 @@ def reuse(entry: Entry, now: float) -> Reuse:
     past it, the RFC 5861 windows count from the moment it expired.  The age
     never goes below zero (§4.2.3), whatever the skew between the clocks of
     the process that stored the entry and this one.
+
+    Past them, validation is required (§4.2.4, §4.3): a stale entry with no
+    usable stale window, and a ``no-cache`` one at every reuse (§5.2.2.4: it is
+    stored fresh for no time).  ``no-cache``, ``must-revalidate`` and
+    ``proxy-revalidate`` (§5.2.2.2, §5.2.2.8) took the cache's default windows
+    away when it was stored (:func:`stale_windows`).  Only an entry with a
+    validator of the application's can be validated; any other is unusable.
+    The fresh case costs one subtraction and one comparison: it is every hit.
     """
     age = now - entry.stored_at
     if age < entry.fresh_for:
@@ -422,6 +439,8 @@ def reuse(entry: Entry, now: float) -> Reuse:
         return Reuse.STALE_WHILE_REVALIDATE
     if stale_for < entry.stale_if_error:
         return Reuse.STALE_IF_ERROR
+    if validators(entry.headers, entry.body):
+        return Reuse.REVALIDATE
     return Reuse.UNUSABLE
 
 
@@ -491,5 +510,4 @@ def with_etag(headers: Headers, body: bytes) -> Headers:
     """
     if any(name.lower() == b"etag" for name, _ in headers):
         return headers
-    digest = blake2b(body, digest_size=16).hexdigest().encode()
-    return [*headers, (b"etag", b'"' + digest + b'"')]
+    return [*headers, (b"etag", body_etag(body))]

@@ -14,6 +14,13 @@ started is caught, and an application slower than ``origin_timeout`` to start
 is cancelled: :meth:`Responder.run` then says :attr:`Outcome.STAND_IN` and the
 caller answers with the stale entry.
 
+With a stored entry to validate (RFC 9111 §4.3), the application gets the
+request with the entry's validators added; a ``304`` answer updates the
+entry's headers and stores it again (fenced like any store), and the client
+gets the stored body with the updated headers (or a ``304`` of its own, when
+its ``If-None-Match`` matches).  Any full response replaces the entry as on a
+miss.
+
 The responder owns the request's coalescing leadership: it hands the entry to
 the followers once stored, lets them go to the application as soon as the
 response turns out not to be storable, and releases it when the run ends.
@@ -42,7 +49,15 @@ from asgi_cache.policy import (
     unstorable_reason,
     with_etag,
 )
-from asgi_cache.status import Detail, forwarded, with_key, with_status
+from asgi_cache.replay import send_entry
+from asgi_cache.revalidation import (
+    conditional_headers,
+    selects,
+    updated_headers,
+    validated_at_every_reuse,
+    validators,
+)
+from asgi_cache.status import Detail, Forward, forwarded, with_key, with_status
 from asgi_cache.stores.base import Fence
 from asgi_cache.targeted import cache_view
 from asgi_cache.variants import downstream, normalised, request_values, selecting_names
@@ -69,11 +84,14 @@ class Responder:
     """Watches one miss's response go by and stores it when complete."""
 
     __slots__ = (
+        "answered",
         "buffer",
         "buffered",
         "cache",
         "failed",
         "fence",
+        "fwd",
+        "fwd_status",
         "held",
         "leadership",
         "lookup",
@@ -91,6 +109,8 @@ class Responder:
         "storing",
         "tags",
         "timer",
+        "validating",
+        "validators",
     )
 
     def __init__(
@@ -102,6 +122,7 @@ class Responder:
         leadership: Leadership | None = None,
         *,
         stand_in: bool = False,
+        validating: Entry | None = None,
     ) -> None:
         self.cache = cache
         self.lookup = lookup
@@ -128,12 +149,21 @@ class Responder:
         # The request headers beyond the key that select the response (RFC 9111
         # §4.1): non-empty, it is stored as a variant under a vary record.
         self.selecting: tuple[bytes, ...] = ()
+        self.validating = validating  # the stored entry this request validates, if any
+        self.validators = (
+            [] if validating is None else validators(validating.headers, validating.body)
+        )
+        self.fwd = Forward.STALE if self.validators else lookup.fwd
+        self.fwd_status: int | None = None  # the application's status, for fwd=stale
+        self.answered = False  # the client got its answer from the validated entry
 
     async def run(self, app: ASGIApp, scope: Scope) -> Outcome:
         """Run ``app`` for this miss; the leadership is released however it ends."""
         self.request_headers = scope["headers"]
         try:
             await self._take_fence()
+            if self.validators:  # RFC 9111 §4.3.1: ask whether the entry is still good
+                scope = {**scope, "headers": conditional_headers(scope["headers"], self.validators)}
             if not self.stand_in:
                 await app(scope, self.receive, self.send)
                 return Outcome.SENT
@@ -187,6 +217,10 @@ class Responder:
         self.started = True
         await self.send_(message)
 
+    def _status(self, detail: Detail | None = None, *, stored: bool = False) -> bytes:
+        """This response's ``Cache-Status``: why it was forwarded, and what came of it."""
+        return forwarded(self.fwd, detail, stored=stored, fwd_status=self.fwd_status)
+
     async def _release(self, status: bytes) -> None:
         """Send the held response start with its ``Cache-Status``."""
         held, self.held = self.held, None
@@ -205,18 +239,17 @@ class Responder:
         logger.debug("asgi-cache: not stored (%s) %s", reason, self.lookup.route.label)
 
     async def send(self, message: Message) -> None:
-        if self.failed:
-            return  # the stale entry answers instead
+        if self.failed or self.answered:
+            return  # the stale or the validated entry answers instead
         kind = message["type"]
         if kind == "http.response.start":
             await self._start(message)
             return
-        fwd = self.lookup.fwd
         if kind != "http.response.body" or not self.storing:
             if self.storing:
                 await self._not_storing(Detail.NOT_STORED.value)
             if self.held is not None:
-                await self._release(forwarded(fwd, Detail.NOT_STORED))
+                await self._release(self._status(Detail.NOT_STORED))
             await self._forward(message)
             return
 
@@ -225,20 +258,21 @@ class Responder:
         if self.held is not None and not more:  # the whole body in one message
             if len(body) > self.lookup.route.max_body_size:
                 await self._not_storing(Detail.TOO_LARGE.value)
-                await self._release(forwarded(fwd, Detail.TOO_LARGE))
+                await self._release(self._status(Detail.TOO_LARGE))
             else:
                 self.held["headers"] = with_etag(self.held["headers"], body)
-                if await self._store(body):
-                    status = forwarded(fwd, stored=True)
+                refused = await self._store(body)
+                if refused is None:
+                    status = self._status(stored=True)
                 elif not self.persist:
-                    status = forwarded(fwd, Detail.STORE_UNAVAILABLE)
+                    status = self._status(Detail.STORE_UNAVAILABLE)
                 else:
-                    status = forwarded(fwd, Detail.NOT_STORED)
+                    status = self._status(refused)
                 await self._release(status)
             await self._forward(message)
             return
         if self.held is not None:  # a streamed body: forward as it comes
-            await self._release(forwarded(fwd))
+            await self._release(self._status())
         self.buffered += len(body)
         if self.buffered > self.lookup.route.max_body_size:
             self.buffer = []
@@ -255,11 +289,16 @@ class Responder:
             self.timer.deadline = math.inf  # the response has begun: no cut-off
         self.received_at = self.cache.clock()
         status = message["status"]
+        if self.validators:
+            self.fwd_status = status
         if self.stand_in and is_error(status):
             self.failed = True
             self.origin_status = status
             return
         headers: Headers = list(message.get("headers", ()))
+        if status == 304 and self.validating is not None and self.validators:
+            await self._validated(self.validating, headers)
+            return
         route = self.lookup.route
         view = cache_view(headers, route.targets)
         reason = unstorable_reason(status, view, route.statuses)
@@ -275,13 +314,10 @@ class Responder:
         if reason is not None:
             await self._not_storing(reason.value)
             message = {**message, "headers": self._downstream(headers, selecting)}
-            status = self._keyed(forwarded(self.lookup.fwd, reason))
-            await self._forward(with_status(message, status))
+            await self._forward(with_status(message, self._keyed(self._status(reason))))
             return
-        if route.cache_control is not None:
-            headers = [(n, v) for n, v in headers if n.lower() != b"cache-control"]
-            headers.append((b"cache-control", route.cache_control))
         self.selecting = selecting
+        headers = _route_headers(route.cache_control, headers)
         self.held = self.start = {**message, "headers": self._downstream(headers, selecting)}
 
     def _codings(self) -> bytes:
@@ -295,14 +331,75 @@ class Responder:
         route = self.lookup.route
         return downstream(headers, route.vary_names, selecting, route.private)
 
-    async def _store(self, body: bytes) -> bool:
-        """Store the finished response; a store failure only costs the entry."""
-        cache = self.cache
+    async def _validated(self, stored: Entry, not_modified: Headers) -> None:
+        """The application answered the validation ``304``: update, store, answer.
+
+        RFC 9111 §4.3.4: the 304's fields replace the stored ones, the entry's
+        freshness is computed anew from them, and it is stored again (under
+        the fence taken before the application ran: an invalidation meanwhile
+        refuses it).  A 304 that is not about the stored response cannot
+        update it: the stale entry stands in when it may, else the client gets
+        ``502 Bad Gateway`` (RFC 9110 §15.6.3), never a body-less 200.
+        """
+        self.answered = True  # the application's (empty) body goes nowhere
         route = self.lookup.route
-        received = self.start["headers"]
-        status = self.start["status"]
+        if not selects(stored.headers, not_modified):
+            logger.warning(
+                "asgi-cache: %s answered a validation with a 304 for another entity tag",
+                route.label,
+            )
+            if self.stand_in:
+                self.answered, self.failed = False, True
+                return
+            await self._not_storing(Detail.NOT_STORED.value)
+            await _send_bad_gateway(self._forward, self._keyed(self._status(Detail.NOT_STORED)))
+            return
+        merged = updated_headers(stored.headers, not_modified)
+        view = cache_view(merged, route.targets)
+        statuses = route.statuses | {stored.status}
+        reason = unstorable_reason(stored.status, view, statuses)
+        if reason is Detail.PRIVATE and route.private:
+            # The private this cache adds for caches downstream of a key= route
+            # is in the stored fields: only the 304's own can forbid storing.
+            own = cache_view(not_modified, route.targets)
+            if unstorable_reason(stored.status, own, statuses) is not Detail.PRIVATE:
+                reason = None
+        headers = _route_headers(route.cache_control, merged)
+        headers = self._downstream(headers, self.lookup.varied)
+        made = self._entry(stored.status, headers, stored.body)
+        if reason is None and not isinstance(made, Detail):
+            entry, keep = made
+            reason = await self._put(entry, keep)
+        else:
+            reason = reason or (made if isinstance(made, Detail) else Detail.NOT_STORED)
+            await self._not_storing(reason.value)
+            # Not kept, but validated for this request all the same.
+            headers = [(n, v) for n, v in headers if n.lower() != b"age"]
+            entry = Entry(stored.status, headers, stored.body, self.cache.clock(), 0.0)
+        if reason is None:
+            status = self._status(stored=True)
+        elif not self.persist:
+            status = self._status(Detail.STORE_UNAVAILABLE)
+        else:
+            status = self._status(reason)
+        lookup = self.lookup
+        age = entry.age(self.cache.clock())  # the 304's own Age and Date count (§4.2.3)
+        await send_entry(
+            entry,
+            age,
+            self._keyed(status),
+            self._forward,
+            lookup.head,
+            lookup.if_none_match,
+            lookup.if_modified_since,
+        )
+
+    def _entry(self, status: int, received: Headers, body: bytes) -> tuple[Entry, float] | Detail:
+        """The entry to store for a response received with headers ``received``
+        and how long to keep it, or why it is not worth storing."""
+        route = self.lookup.route
         view = cache_view(received, route.targets)
-        stored_at, fresh_for = entry_times(
+        stored_at, lifetime = entry_times(
             route.ttl,
             view,
             route.default_ttl,
@@ -319,18 +416,36 @@ class Responder:
         )
         # A hit sends its own Age (RFC 9111 §5.1): the one received is in stored_at.
         headers = [(n, v) for n, v in with_etag(received, body) if n.lower() != b"age"]
+        every_reuse = validated_at_every_reuse(view)
+        fresh_for = 0.0 if every_reuse else lifetime
         entry = Entry(status, headers, body, stored_at, fresh_for, swr, sie)
-        keep_for = retention(entry, cache.clock())
+        validatable = bool(validators(headers, body))
+        keep_for = retention(entry, self.cache.clock(), lifetime if validatable else 0.0)
         if keep_for <= 0:
-            await self._not_storing("no lifetime")
-            return False
+            # A no-cache response without a validator of the application's
+            # could never be reused: it is not stored, as before revalidation.
+            return Detail.NO_CACHE if every_reuse else Detail.NOT_STORED
+        return entry, keep_for
+
+    async def _store(self, body: bytes) -> Detail | None:
+        """Store the finished response; ``None`` once stored, else why not."""
+        made = self._entry(self.start["status"], self.start["headers"], body)
+        if isinstance(made, Detail):
+            await self._not_storing(made.value)
+            return made
+        return await self._put(*made)
+
+    async def _put(self, entry: Entry, keep: float) -> Detail | None:
+        """Store ``entry`` for ``keep`` seconds under the fence; a store failure
+        only costs the entry."""
+        cache = self.cache
         stored = False
         key = self.lookup.key
         if self.persist:
             try:
                 if self.selecting:
-                    key = await self._record(keep_for)
-                stored = await cache.store.set(key, encode(entry), keep_for, self.tags, self.fence)
+                    key = await self._record(keep)
+                stored = await cache.store.set(key, encode(entry), keep, self.tags, self.fence)
             except Exception as exc:
                 cache.counters.store_failed("set", exc)
                 self.persist = False
@@ -338,7 +453,7 @@ class Responder:
             cache.counters.stores += 1
         elif self.persist:  # refused: an invalidation raced this response
             await self._not_storing("refused")
-            return False
+            return Detail.NOT_STORED
         if self.leadership is not None:
             # Followers in this process get the entry itself once it is stored.
             # Unstored (the store failed, or refused it), it may predate a write
@@ -347,7 +462,7 @@ class Responder:
             # A variant of other headers than the followers were keyed on may
             # not be theirs: they go to the application.
             await self.leadership.release(entry if stored and key == self.lookup.key else None)
-        return stored
+        return None if stored else Detail.NOT_STORED
 
     async def _record(self, ttl: float) -> str:
         """Store the vary record under the page key; return the variant's key.
@@ -363,3 +478,28 @@ class Responder:
         record = encode_record(VaryRecord(names))
         await self.cache.store.set(lookup.primary, record, ttl, self.tags, self.fence)
         return variant_key(lookup.primary, names, request_values(self.request_headers, names))
+
+
+def _route_headers(cache_control: bytes | None, headers: Headers) -> Headers:
+    """``headers`` with the route's own ``Cache-Control`` instead of the application's."""
+    if cache_control is None:
+        return headers
+    headers = [(n, v) for n, v in headers if n.lower() != b"cache-control"]
+    headers.append((b"cache-control", cache_control))
+    return headers
+
+
+async def _send_bad_gateway(send: Send, status: bytes) -> None:
+    """Answer for an application whose 304 did not validate the stored entry.
+
+    RFC 9110 §15.6.3: 502 says the server upstream sent an invalid response.
+    """
+    body = b"The application answered a validation with a 304 for another representation.\n"
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", b"%d" % len(body)),
+        (b"cache-control", b"no-store"),
+        (b"cache-status", status),
+    ]
+    await send({"type": "http.response.start", "status": 502, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -8,6 +8,7 @@ list member for this cache::
     asgi-cache; hit; ttl=-30; detail=max-stale
     asgi-cache; fwd=uri-miss; stored
     asgi-cache; fwd=uri-miss; collapsed
+    asgi-cache; fwd=stale; fwd-status=304; stored
     asgi-cache; fwd=uri-miss; detail=set-cookie
     asgi-cache; fwd=stale; stored
     asgi-cache; fwd=stale; fwd-status=503; ttl=-20; detail=stale-if-error
@@ -64,7 +65,8 @@ class Forward(str, enum.Enum):
     VARY_MISS = "vary-miss"
     #: §2.2: nothing usable, when uri-miss and vary-miss cannot be told apart
     MISS = "miss"
-    #: an entry was stored, but too stale to use
+    #: an entry was stored, but too stale to use; validated with the application
+    #: when it has a validator (RFC 9111 §4.3.1), ``fwd-status`` saying its answer
     STALE = "stale"
     #: §2.2: a stored response could serve part of the request (ranges)
     PARTIAL = "partial"
@@ -156,14 +158,20 @@ def forwarded(
     *,
     stored: bool = False,
     collapsed: bool = False,
+    fwd_status: int | None = None,
 ) -> bytes:
     """A response that went to the application (or waited for one that did).
 
     ``stored``: it was stored (§2.7); ``collapsed``: it was answered from a
-    concurrent request's response (§2.6).  Memoised: the combinations are few
-    (credential details are header names from the configuration).
+    concurrent request's response (§2.6); ``fwd_status``: the status the
+    application answered the forwarded request with (§2.3), given when it can
+    differ from the client's (a validation's 304).  Memoised: the
+    combinations are few (credential details are header names from the
+    configuration).
     """
     value = f"{NAME}; fwd={fwd.value}"
+    if fwd_status is not None:
+        value += f"; fwd-status={fwd_status}"
     if stored:
         value += "; stored"
     if collapsed:

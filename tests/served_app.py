@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 
 from asgi_cache import CacheMiddleware, cached, invalidates
 
@@ -39,6 +39,18 @@ async def put_product(pid: int, name: str) -> dict[str, object]:
 async def counted(request: Request) -> dict[str, object]:
     calls["counted"] += 1
     return {"executions": calls["counted"], "query_length": len(request.url.query)}
+
+
+@app.get("/versioned")
+@cached()
+async def versioned(request: Request) -> Response:
+    """Conditional GET done cheaply: a 304 on a matching ``If-None-Match``, before rendering."""
+    calls["versioned_checked"] += 1
+    headers = {"etag": '"v1"', "cache-control": "no-cache"}
+    if request.headers.get("if-none-match") == '"v1"':
+        return Response(status_code=304, headers=headers)
+    calls["versioned_rendered"] += 1
+    return Response("version 1 of the page", headers=headers)
 
 
 @app.get("/calls")

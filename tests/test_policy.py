@@ -87,14 +87,17 @@ def test_a_set_cookie_in_any_case_is_refused(name: bytes) -> None:
         (b"private", "private"),
         (b'private="x-user"', "private"),
         (b'private="set-cookie, x-user"', "private"),
-        (b"no-cache", "no-cache"),
-        (b'no-cache="x-token"', "no-cache"),
     ],
 )
 def test_a_directive_forbidding_shared_storage_is_refused(
     cache_control: bytes, expected: str
 ) -> None:
     assert reason([*JSON, (b"cache-control", cache_control)]) == expected
+
+
+@pytest.mark.parametrize("cache_control", [b"no-cache", b'no-cache="x-token"'])
+def test_a_no_cache_response_may_be_stored_to_be_validated(cache_control: bytes) -> None:
+    assert reason([*JSON, (b"cache-control", cache_control)]) is None
 
 
 def test_a_forbidding_directive_on_a_second_cache_control_line_is_refused() -> None:
@@ -330,6 +333,27 @@ def test_revalidating_wins_over_standing_by_while_both_windows_are_open() -> Non
     entry = entry_at(swr=30.0, sie=60.0)
     assert reuse(entry, 120.0) is Reuse.STALE_WHILE_REVALIDATE
     assert reuse(entry, 150.0) is Reuse.STALE_IF_ERROR
+
+
+def test_past_its_windows_an_entry_with_an_etag_of_the_application_needs_validation() -> None:
+    entry = Entry(200, [(b"etag", b'"v1"')], b"body", 100.0, 10.0, 30.0, 0.0)
+    assert reuse(entry, 139.999) is Reuse.STALE_WHILE_REVALIDATE
+    assert reuse(entry, 140.0) is Reuse.REVALIDATE
+
+
+def test_an_expired_entry_with_a_last_modified_needs_validation() -> None:
+    entry = Entry(200, [(b"last-modified", b"Tue, 01 Dec 2026 10:00:00 GMT")], b"b", 100.0, 10.0)
+    assert reuse(entry, 110.0) is Reuse.REVALIDATE
+
+
+def test_an_entry_fresh_for_no_time_needs_validation_at_once() -> None:
+    entry = Entry(200, [(b"etag", b'"v1"')], b"body", 100.0, 0.0)
+    assert reuse(entry, 100.0) is Reuse.REVALIDATE
+
+
+def test_an_expired_entry_with_only_the_generated_etag_is_unusable() -> None:
+    entry = Entry(200, with_etag([], b"body"), b"body", 100.0, 10.0)
+    assert reuse(entry, 110.0) is Reuse.UNUSABLE
 
 
 # is_error
@@ -576,6 +600,20 @@ def test_a_fresh_entry_is_kept_for_its_remaining_lifetime_and_window() -> None:
     assert retention(Entry(200, [], b"", NOW - 100, 3600.0, 50.0, 0.0), NOW) == 3550.0
 
 
+def test_an_entry_with_a_validator_is_kept_a_validation_window_past_its_lifetime() -> None:
+    entry = Entry(200, [(b"etag", b'"v1"')], b"", NOW - 100, 3600.0, 50.0, 0.0)
+    assert retention(entry, NOW, 3600.0) == 7100.0
+
+
+def test_a_validation_window_shorter_than_the_stale_windows_changes_nothing() -> None:
+    entry = Entry(200, [(b"etag", b'"v1"')], b"", NOW, 60.0, 300.0, 0.0)
+    assert retention(entry, NOW, 60.0) == 360.0
+
+
+def test_a_no_cache_entry_is_kept_for_its_validation_window() -> None:
+    assert retention(Entry(200, [(b"etag", b'"v1"')], b"", NOW, 0.0), NOW, 60.0) == 60.0
+
+
 # Serving stale (RFC 9111 §4.2.4)
 
 DEFAULTS = (30.0, 60.0)
@@ -590,7 +628,8 @@ def test_the_cache_defaults_apply_to_a_max_age_response() -> None:
 
 
 @pytest.mark.parametrize(
-    "cache_control", [b"s-maxage=10", b"max-age=10, must-revalidate", b"proxy-revalidate"]
+    "cache_control",
+    [b"s-maxage=10", b"max-age=10, must-revalidate", b"proxy-revalidate", b"no-cache"],
 )
 def test_the_cache_defaults_do_not_apply_where_revalidation_is_required(
     cache_control: bytes,

@@ -45,6 +45,14 @@ def test_a_stale_hit_has_a_negative_ttl_and_says_why() -> None:
             b"asgi-cache; fwd=bypass; detail=store-unavailable",
         ),
         (forwarded(Forward.BYPASS, "x-api-key"), b"asgi-cache; fwd=bypass; detail=x-api-key"),
+        (
+            forwarded(Forward.STALE, stored=True, fwd_status=304),
+            b"asgi-cache; fwd=stale; fwd-status=304; stored",
+        ),
+        (
+            forwarded(Forward.STALE, Detail.NOT_STORED, fwd_status=304),
+            b"asgi-cache; fwd=stale; fwd-status=304; detail=not-stored",
+        ),
     ],
 )
 def test_forwarded_values_have_their_rfc_9211_form(value: bytes, expected: bytes) -> None:
@@ -80,6 +88,12 @@ def test_parse_reads_back_a_forwarded_response() -> None:
     assert parsed == CacheStatus(
         hit=False, fwd=Forward.URI_MISS, stored=False, collapsed=False, ttl=None, detail="too-large"
     )
+
+
+def test_parse_reads_back_the_status_the_application_answered_a_validation_with() -> None:
+    parsed = parse(forwarded(Forward.STALE, stored=True, fwd_status=304))
+    assert parsed is not None
+    assert (parsed.fwd, parsed.fwd_status, parsed.stored) == (Forward.STALE, 304, True)
 
 
 def test_parse_finds_this_caches_member_among_others() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from asgi_cache.status import parse
+from asgi_cache.status import Forward, forwarded, parse
 from tests.helpers import STORED, is_hit
 from tests.servers import ROOT, free_port, running_uvicorn, uvicorn_command
 
@@ -77,6 +77,22 @@ def test_head_is_answered_from_the_get_entry_without_a_body(client: httpx.Client
     assert head.headers["content-length"] == get.headers["content-length"] == str(len(get.content))
     assert is_hit(head)
     assert client.get("/calls").json()["product3"] == 1
+
+
+def test_a_no_cache_entry_is_validated_and_served_whole_without_rendering(
+    client: httpx.Client,
+) -> None:
+    first = client.get("/versioned")
+    validated = client.get("/versioned")
+    assert first.headers["cache-status"] == STORED
+    assert validated.status_code == 200
+    assert validated.headers["cache-status"] == (
+        forwarded(Forward.STALE, stored=True, fwd_status=304).decode()
+    )
+    assert validated.content == first.content == b"version 1 of the page"
+    assert validated.headers["content-length"] == str(len(first.content))
+    counts = client.get("/calls").json()
+    assert (counts["versioned_checked"], counts["versioned_rendered"]) == (2, 1)
 
 
 def raw_get(server: str, target: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
