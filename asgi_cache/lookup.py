@@ -161,8 +161,6 @@ async def look_up(
         if directives is not None:
             if directives.only_if_cached and bypass is not None:
                 return Detail.ONLY_IF_CACHED  # nothing stored may answer it
-            if directives.no_cache:
-                fwd = Forward.REQUEST
     if bypass is not None:
         return bypass
 

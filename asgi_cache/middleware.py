@@ -52,6 +52,7 @@ from asgi_cache.pending import InvalidationPending
 from asgi_cache.policy import Requested, Reuse, requested, reuse
 from asgi_cache.replay import send_entry
 from asgi_cache.responder import Outcome, Responder
+from asgi_cache.revalidation import validators
 from asgi_cache.routes import ReadRoute, RouteTable, compile_routes, find_routes
 from asgi_cache.status import (
     CACHE_STATUS,
@@ -177,43 +178,24 @@ class CacheMiddleware:
             else:
                 await self._bypass(lookup, scope, receive, send, route)
             return
-        directives = lookup.directives
         if cache.pending.waiting and not await cache.pending.try_apply():
             # An invalidation the store has not taken yet: nothing it may
             # concern can be served from the store.
             await self._unavailable(lookup, Detail.INVALIDATION_PENDING, scope, receive, send)
             return
-        if lookup.fwd is not _URI_MISS:  # the client asked for a new response
-            await self._miss(lookup, None, scope, receive, send)
-            return
         try:
-            data = await cache.store.get(lookup.key)
+            entry = await self._stored(lookup, scope)
         except Exception as exc:
             cache.counters.store_failed("get", exc)
             await self._unavailable(lookup, Detail.STORE_UNAVAILABLE, scope, receive, send)
             return
-        decoded = self._decoded
-        entry = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
-        if isinstance(entry, VaryRecord):  # the response varies on headers outside the key
-            try:
-                entry = await self._variant(lookup, entry, scope)
-            except Exception as exc:
-                cache.counters.store_failed("get", exc)
-                await self._unavailable(lookup, Detail.STORE_UNAVAILABLE, scope, receive, send)
-                return
         if entry is None:
             await self._miss(lookup, None, scope, receive, send)
             return
         now = cache.clock()
         usable = reuse(entry, now)
-        if directives is not None:
-            wanted = requested(directives, entry, usable, now)
-            if wanted is Requested.REFUSED:
-                lookup.fwd = Forward.REQUEST if usable is _FRESH else Forward.STALE
-                usable = Reuse.UNUSABLE
-            elif wanted is Requested.STALE:
-                await self._serve_stale(entry, now, lookup, Detail.MAX_STALE, send)
-                return
+        if lookup.directives is not None:
+            usable = self._as_requested(lookup, entry, usable, now)
         if usable is _FRESH:
             cache.counters.hits += 1
             logger.debug("asgi-cache: hit %s %s", route.label, lookup.key)
@@ -230,6 +212,47 @@ class CacheMiddleware:
                 lookup.if_none_match,
                 lookup.if_modified_since,
             )
+        else:
+            await self._not_fresh(usable, entry, now, lookup, scope, receive, send)
+
+    async def _stored(self, lookup: Lookup, scope: Scope) -> Entry | None:
+        """The entry stored for ``lookup``: under its key, or the variant its
+        vary record selects (``fwd=vary-miss`` when that one is missing)."""
+        data = await self.cache.store.get(lookup.key)
+        decoded = self._decoded
+        entry = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
+        if isinstance(entry, VaryRecord):  # the response varies on headers outside the key
+            entry = await self._variant(lookup, entry, scope)
+            if entry is None and lookup.fwd is _URI_MISS:
+                lookup.fwd = Forward.VARY_MISS  # RFC 9211 §2.2
+        return entry
+
+    def _as_requested(self, lookup: Lookup, entry: Entry, usable: Reuse, now: float) -> Reuse:
+        """What the request's own directives leave of ``usable`` (RFC 9111 §5.2.1)."""
+        assert lookup.directives is not None
+        wanted = requested(lookup.directives, entry, usable, now)
+        if wanted is Requested.REFUSED:
+            # §5.2.1.4, §4.3: validated when it can be, else fetched anew.
+            lookup.fwd = Forward.REQUEST if usable is _FRESH else Forward.STALE
+            return Reuse.REVALIDATE if validators(entry.headers, entry.body) else Reuse.UNUSABLE
+        if wanted is Requested.STALE:
+            return Reuse.MAX_STALE
+        return usable
+
+    async def _not_fresh(
+        self,
+        usable: Reuse,
+        entry: Entry,
+        now: float,
+        lookup: Lookup,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Carry out what may be done with an entry that is not fresh (RFC 9111 §4.2.4,
+        §4.3; RFC 5861)."""
+        if usable is Reuse.MAX_STALE:
+            await self._serve_stale(entry, now, lookup, Detail.MAX_STALE, send)
         elif usable is Reuse.STALE_WHILE_REVALIDATE:
             await self._serve_stale(entry, now, lookup, Detail.STALE_WHILE_REVALIDATE, send)
             self._refresh(lookup, entry, scope)
@@ -243,6 +266,8 @@ class CacheMiddleware:
             if lookup.fwd is _URI_MISS:
                 lookup.fwd = Forward.STALE
             await self._miss(lookup, None, scope, receive, send)
+        elif usable is _FRESH:
+            raise AssertionError("a fresh entry is answered on the hit path")
         else:
             assert_never(usable)
 

@@ -381,9 +381,12 @@ def requested(directives: RequestDirectives, entry: Entry, usable: Reuse, now: f
     fresh for less than ``min-fresh`` more seconds (a stale one always is).
     §5.2.1.2: a stale entry no further past expiry than ``max-stale`` may be
     answered with (one the cache would serve stale anyway, under
-    ``stale-while-revalidate``, keeps its background refresh).  ``no-cache``
-    and ``no-store`` are decided before any entry is read.
+    ``stale-while-revalidate``, keeps its background refresh).  §5.2.1.4:
+    ``no-cache`` refuses any entry as it is (it may still be validated);
+    ``no-store`` concerns storing only.
     """
+    if directives.no_cache:
+        return Requested.REFUSED
     age = entry.age(now)
     left = entry.fresh_for - age
     if directives.max_age is not None and age > directives.max_age:
@@ -411,6 +414,8 @@ class Reuse(enum.Enum):
     #: §4.3: not reusable as it is, but it has a validator: ask the application
     #: with a conditional request, and answer with the entry on a 304.
     REVALIDATE = "revalidate"
+    #: §5.2.1.2: stale, but the request's ``max-stale`` accepts it as it is.
+    MAX_STALE = "max-stale"
     #: §4: nothing to answer with: forward to the application.
     UNUSABLE = "unusable"
 

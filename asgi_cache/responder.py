@@ -153,7 +153,9 @@ class Responder:
         self.validators = (
             [] if validating is None else validators(validating.headers, validating.body)
         )
-        self.fwd = Forward.STALE if self.validators else lookup.fwd
+        # A validation forwards a stale entry, or one the request refused as it was.
+        stale = self.validators and lookup.fwd is not Forward.REQUEST
+        self.fwd = Forward.STALE if stale else lookup.fwd
         self.fwd_status: int | None = None  # the application's status, for fwd=stale
         self.answered = False  # the client got its answer from the validated entry
 

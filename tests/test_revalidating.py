@@ -469,3 +469,79 @@ async def test_the_age_a_304_arrives_with_counts_in_the_validated_response(
         hit = await client.get("/article")
     assert validated.headers["age"] == "3"
     assert hit.headers["age"] == "5"
+
+
+# -- the request's own directives (honor_request_cache_control) -----------------------------
+
+#: A validation asked for by the request's directives, answered 304 (RFC 9211 §2.2, §2.3).
+REQUEST_VALIDATED = forwarded(Forward.REQUEST, stored=True, fwd_status=304).decode()
+
+
+@pytest.mark.parametrize("directive", ["no-cache", "max-age=0"])
+async def test_a_request_refusing_a_fresh_entry_gets_it_validated(
+    make_cache: MakeCache, directive: str
+) -> None:
+    clock, row = Clock(), Row()
+    app, calls = build(make_cache(clock=clock, honor_request_cache_control=True), row)
+    async with client_for(app) as client:
+        await client.get("/article")
+        clock.advance(1)
+        validated = await client.get("/article", headers={"cache-control": directive})
+    assert validated.status_code == 200
+    assert validated.text == "page v1"
+    assert validated.headers["cache-status"] == REQUEST_VALIDATED
+    assert row.seen == [None, '"v1"']
+    assert calls["rendered"] == 1
+
+
+async def test_pragma_no_cache_gets_the_entry_validated(make_cache: MakeCache) -> None:
+    row = Row()
+    app, calls = build(make_cache(honor_request_cache_control=True), row)
+    async with client_for(app) as client:
+        await client.get("/article")
+        validated = await client.get("/article", headers={"pragma": "no-cache"})
+    assert validated.headers["cache-status"] == REQUEST_VALIDATED
+    assert calls["rendered"] == 1
+
+
+async def test_a_request_no_cache_on_a_changed_resource_gets_the_new_one(
+    make_cache: MakeCache,
+) -> None:
+    row = Row()
+    app, calls = build(make_cache(honor_request_cache_control=True), row)
+    async with client_for(app) as client:
+        await client.get("/article")
+        row.version = 2  # changed behind the cache's back
+        fetched = await client.get("/article", headers={"cache-control": "no-cache"})
+        after = await client.get("/article")
+    assert fetched.text == after.text == "page v2"
+    assert (
+        fetched.headers["cache-status"]
+        == forwarded(Forward.REQUEST, stored=True, fwd_status=200).decode()
+    )
+    assert is_hit(after)
+    assert calls["rendered"] == 2
+
+
+async def test_a_request_no_cache_is_not_validated_when_the_cache_is_not_told_to_honour_it(
+    make_cache: MakeCache,
+) -> None:
+    row = Row()
+    app, _ = build(make_cache(), row)
+    async with client_for(app) as client:
+        await client.get("/article")
+        answer = await client.get("/article", headers={"cache-control": "no-cache"})
+    assert is_hit(answer)
+    assert row.seen == [None]
+
+
+async def test_only_if_cached_with_no_cache_is_answered_504_without_the_application(
+    make_cache: MakeCache,
+) -> None:
+    row = Row()
+    app, _ = build(make_cache(honor_request_cache_control=True), row)
+    async with client_for(app) as client:
+        await client.get("/article")
+        answer = await client.get("/article", headers={"cache-control": "no-cache, only-if-cached"})
+    assert answer.status_code == 504
+    assert row.seen == [None]

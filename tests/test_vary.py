@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached, invalidates
-from asgi_cache.status import Detail
+from asgi_cache.status import Detail, Forward, forwarded
 from tests.helpers import (
     STORED,
     BrokenStore,
@@ -406,7 +406,9 @@ async def test_a_client_that_does_not_accept_the_coding_goes_to_the_application(
         await client.get("/precompressed", headers={"accept-encoding": "gzip"})
         refused = await client.get("/precompressed", headers={"accept-encoding": refusing})
     assert not is_hit(refused)
-    assert refused.headers["cache-status"] == not_stored(Detail.CONTENT_ENCODING)
+    # The page is stored, but not for this request's codings (RFC 9211 §2.2 vary-miss).
+    expected = forwarded(Forward.VARY_MISS, Detail.CONTENT_ENCODING).decode()
+    assert refused.headers["cache-status"] == expected
     assert calls["precompressed"] == 2
 
 
@@ -459,7 +461,9 @@ async def test_an_undeclared_vary_stores_one_variant_per_value(make_cache: MakeC
         b = await client.get("/tenant", headers={"x-tenant": "b"})
         a_again = await client.get("/tenant", headers={"x-tenant": "a"})
         b_again = await client.get("/tenant", headers={"x-tenant": "b"})
-    assert a.headers["cache-status"] == b.headers["cache-status"] == STORED
+    assert a.headers["cache-status"] == STORED
+    # The page is stored, but not for b's tenant (RFC 9211 §2.2 vary-miss).
+    assert b.headers["cache-status"] == forwarded(Forward.VARY_MISS, stored=True).decode()
     assert is_hit(a_again)
     assert is_hit(b_again)
     assert a_again.text == "tenant a"
