@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -173,9 +172,7 @@ class Running:
     log: Path
 
 
-def start(
-    group: Group, contender: str, redis_url: str | None, directory: Path
-) -> Running:
+def start(group: Group, contender: str, redis_url: str | None, directory: Path) -> Running:
     """Start ``contender`` under the group's server and wait until it accepts connections."""
     port = free_port()
     env = dict(os.environ)
@@ -227,10 +224,10 @@ def check(running: Running, size: int) -> None:
             )
         if hit_header is None:
             return
-        value = headers.get(hit_header[0]) or ""
-        if hit_header[1] in value:
+        value = headers.get(hit_header[0])
+        if value is not None and hit_header[1] in value:
             return
-        seen.append(value)
+        seen.append(str(value))
     raise RuntimeError(
         f"{running.contender}: no {hit_header[0]!r} containing {hit_header[1]!r} "
         f"after {len(seen)} requests (saw {seen})"
@@ -304,7 +301,9 @@ def run_group(
                 servers.append(running)
                 check(running, group.size)
             except Exception as exc:  # reported, and the other contenders go on
-                results.skipped[name] = f"failed under {group.label}: {exc}".splitlines()[0]
+                lines = [line for line in str(exc).splitlines() if line.strip()] or [repr(exc)]
+                detail = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1].strip()}"
+                results.skipped[name] = f"failed under {group.label}: {detail}"
                 say(f"   {name}: skipped ({results.skipped[name]})")
                 if servers and servers[-1].contender == name:
                     stop_group(servers.pop().process)
@@ -320,9 +319,7 @@ def run_group(
                 for concurrency in group.levels[running.contender]:
                     if round_number == 0 and plan.warmup > 0:
                         measure(plan, results.loadgen, running.port, concurrency, plan.warmup)
-                    result = measure(
-                        plan, results.loadgen, running.port, concurrency, plan.seconds
-                    )
+                    result = measure(plan, results.loadgen, running.port, concurrency, plan.seconds)
                     rows[running.contender, concurrency].loads.append(result)
                     say(
                         f"   round {round_number + 1} {running.contender:<22} c={concurrency:<4}"

@@ -70,11 +70,13 @@ def parse_wrk(output: str, seconds: float) -> Load:
     )
     if socket_errors:
         errors += sum(int(n) for n in socket_errors.groups())
-    return Load(int(total[1]), elapsed or seconds, errors, _milliseconds(p50[1]), _milliseconds(p99[1]))
+    return Load(
+        int(total[1]), elapsed or seconds, errors, _milliseconds(p50[1]), _milliseconds(p99[1])
+    )
 
 
 def run_wrk(url: str, *, concurrency: int, seconds: float) -> Load:
-    """One ``wrk`` run: one thread (the machine's other core serves), ``concurrency`` connections."""
+    """One ``wrk`` run: one thread (the other core serves), ``concurrency`` connections."""
     path = wrk_path()
     if path is None:
         raise RuntimeError("wrk is not installed")
@@ -185,7 +187,11 @@ async def python_load(
     elapsed = time.monotonic() - start
     ordered = sorted(counters.latencies)
     return Load(
-        len(ordered), elapsed, counters.errors, _percentile(ordered, 0.5), _percentile(ordered, 0.99)
+        len(ordered),
+        elapsed,
+        counters.errors,
+        _percentile(ordered, 0.5),
+        _percentile(ordered, 0.99),
     )
 
 

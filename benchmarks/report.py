@@ -1,8 +1,8 @@
 """The benchmark's report: the machine, a markdown table per group, and a PNG chart.
 
-``× floor`` divides a contender's req/s by that of ``floor`` (FastAPI with a pure-ASGI
-middleware answering constant bytes) at the same point: how close a cache inside FastAPI comes
-to the cheapest answer FastAPI can give.  Empty where the floor was not measured.
+The "times floor" column divides a contender's req/s by that of ``floor`` (FastAPI with a
+pure-ASGI middleware answering constant bytes) at the same point: how close a cache inside
+FastAPI comes to the cheapest answer FastAPI can give.  Empty where the floor was not measured.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def machine() -> list[str]:
             versions.append(f"{name} (not installed)")
     load1, load5, _ = os.getloadavg()
     return [
-        f"- CPU: {os.cpu_count()} × {cpu_model()}; load average {load1:.2f} / {load5:.2f}"
+        f"- CPU: {os.cpu_count()} cores, {cpu_model()}; load average {load1:.2f} / {load5:.2f}"
         " (1 / 5 min) at the end",
         f"- Python {platform.python_version()} on {platform.system()} {platform.release()}",
         f"- {', '.join(versions)}",
@@ -107,7 +107,7 @@ def markdown(results: Results, label: str) -> str:
         lines += [
             f"## {group.label}, {concurrency} connections",
             "",
-            "| contender | what | req/s | × floor | p50 ms | p99 ms | errors |",
+            "| contender | what | req/s | × floor | p50 ms | p99 ms | errors |",  # noqa: RUF001
             "|---|---|---:|---:|---:|---:|---:|",
         ]
         for row in rows:
