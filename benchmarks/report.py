@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from benchmarks import load as loads
@@ -96,7 +97,8 @@ def markdown(results: Results, label: str) -> str:
         f"# End-to-end benchmark ({label})",
         "",
         f"`GET {TARGET}` over loopback HTTP, keep-alive; median of {plan.rounds} interleaved"
-        f" rounds of {plan.seconds:g} s each (after a {plan.warmup:g} s warm-up).",
+        f" rounds of {plan.seconds:g} s each (after a {plan.warmup:g} s warm-up), run"
+        f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         *machine()[:-1],
         f"- load generator: {loadgen_description(results.loadgen)}",
