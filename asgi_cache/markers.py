@@ -23,6 +23,8 @@ from asgi_cache.checks import (
     check_statuses,
     check_tags,
     check_ttl,
+    foreign_arguments,
+    refuse_bare_decorator,
 )
 from asgi_cache.headers import parse_cache_control
 
@@ -76,8 +78,14 @@ def cached(
     stale_while_revalidate: float | None = None,
     stale_if_error: float | None = None,
     shared: bool = False,
+    **unknown: Any,
 ) -> Callable[[F], F]:
     """Mark a GET route as cached.
+
+    Always with parentheses (``@cached()``): used bare, it raises ``TypeError``
+    at import instead of silently replacing the endpoint.  Arguments of other
+    caching libraries (``expire=``, ``key_builder=``...) raise ``TypeError``
+    naming what to write here.
 
     :param ttl: seconds a stored response stays fresh, counted from when it
         is received, whatever its status or directives say about freshness.
@@ -118,6 +126,9 @@ def cached(
         a ``key`` route carry ``Cache-Control: private``, since no ``Vary`` can
         name a session or a token's claim (RFC 9111 §5.2.2.7).
     """
+    if callable(ttl):
+        refuse_bare_decorator("cached", ttl)
+    foreign_arguments("@cached", unknown, _CACHED_ARGUMENTS)
 
     def mark(fn: F) -> F:
         setattr(
@@ -140,6 +151,20 @@ def cached(
         return fn
 
     return mark
+
+
+_CACHED_ARGUMENTS = (
+    "ttl",
+    "tags",
+    "vary",
+    "key",
+    "statuses",
+    "cache_control",
+    "max_body_size",
+    "stale_while_revalidate",
+    "stale_if_error",
+    "shared",
+)
 
 
 def _cache_rule(
@@ -220,6 +245,9 @@ def invalidates(*tags: str) -> Callable[[F], F]:
     from the route's path parameters (``"product:{pid}"``).  The request's own
     path is invalidated after any successful unsafe request, marked or not.
     """
+
+    if len(tags) == 1 and callable(tags[0]):
+        refuse_bare_decorator("invalidates", tags[0])
 
     def mark(fn: F) -> F:
         rule = InvalidationRule(tags=check_tags(f"@invalidates on {_name(fn)}", tags))
