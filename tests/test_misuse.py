@@ -7,8 +7,12 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from starlette.testclient import TestClient
 
-from asgi_cache import cached, invalidates
+from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached, invalidates
+from asgi_cache.stores.redis import RedisStore
+from tests.helpers import Clock, is_hit
+from tests.redis_servers import RedisServer
 
 # -- markers used without parentheses --------------------------------------------
 
@@ -74,3 +78,107 @@ def test_a_duration_string_ttl_is_refused_with_its_seconds() -> None:
 def test_a_duration_string_in_minutes_gives_its_seconds() -> None:
     with pytest.raises(TypeError, match=r"write ttl=300 for '5m'"):
         cached(ttl="5m")(_endpoint)  # type: ignore[arg-type]
+
+
+# -- the store argument ----------------------------------------------------------
+
+
+def test_a_url_as_store_fails_at_construction_pointing_at_from_url() -> None:
+    with pytest.raises(TypeError, match=r"not a URL; open one with Cache.from_url\('redis://"):
+        Cache(store="redis://localhost:6390/0")  # type: ignore[arg-type]
+
+
+def test_a_url_as_store_is_named_without_its_password() -> None:
+    with pytest.raises(TypeError) as raised:
+        Cache(store="redis://user:secret@localhost:6390/0")  # type: ignore[arg-type]
+    assert "secret" not in str(raised.value)
+    assert "redis://user:***@localhost:6390/0" in str(raised.value)
+
+
+def test_an_object_that_is_not_a_store_fails_at_construction_naming_its_type() -> None:
+    with pytest.raises(TypeError, match=r"store must be a Store .*got dict"):
+        Cache(store={})  # type: ignore[arg-type]
+
+
+# -- store options through from_url --------------------------------------------------
+
+
+def test_from_url_passes_redis_client_options_such_as_a_password(
+    redis_server: RedisServer,
+) -> None:
+    cache = Cache.from_url(redis_server.url, password="x", socket_timeout=0.5, prefix="p")
+    assert isinstance(cache.store, RedisStore)
+    assert cache.store.client.get_connection_kwargs()["password"] == "x"
+    assert cache.prefix == "p"
+
+
+def test_from_url_refuses_an_unknown_option_naming_the_accepted_ones() -> None:
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'pasword'.*password"):
+        Cache.from_url("redis://localhost:6390/0", pasword="x")
+
+
+def test_from_url_passes_memory_options_to_the_memory_store() -> None:
+    cache = Cache.from_url("memory://", max_bytes=4096)
+    assert isinstance(cache.store, MemoryStore)
+    assert cache.store.stats()["bytes"] == 0
+    with pytest.raises(TypeError, match=r"'password'.*max_bytes, max_entries"):
+        Cache.from_url("memory://", password="x")
+
+
+# -- the memory store's clock and lifespans ------------------------------------------
+
+
+def _counting_app(cache: Cache) -> tuple[FastAPI, list[int]]:
+    app = FastAPI()
+    calls: list[int] = []
+
+    @app.get("/page")
+    @cached(ttl=60)
+    async def page() -> dict[str, int]:
+        calls.append(1)
+        return {"n": len(calls)}
+
+    app.add_middleware(CacheMiddleware, cache=cache)
+    return app, calls
+
+
+@pytest.mark.parametrize("given", [False, True], ids=["made-by-the-cache", "passed-in"])
+def test_a_memory_store_expires_entries_by_the_cache_clock(given: bool) -> None:
+    clock = Clock()
+    cache = Cache(MemoryStore(), clock=clock) if given else Cache(clock=clock)
+    app, calls = _counting_app(cache)
+    with TestClient(app) as client:
+        client.get("/page")
+        clock.advance(61)
+        client.get("/page")
+    assert len(calls) == 2
+    assert cache.store.stats()["entries"] == 1  # the expired entry was dropped, then refilled
+
+
+def test_a_memory_store_with_its_own_clock_keeps_to_it() -> None:
+    store_clock, cache_clock = Clock(), Clock()
+    cache = Cache(MemoryStore(clock=store_clock), clock=cache_clock)
+    app, _ = _counting_app(cache)
+    with TestClient(app) as client:
+        client.get("/page")
+        store_clock.advance(3600)
+        assert client.get("/page").json() == {"n": 2}  # expired for the store: computed anew
+
+
+def test_memory_entries_outlive_a_lifespan() -> None:
+    app, calls = _counting_app(Cache(MemoryStore()))
+    with TestClient(app) as client:
+        client.get("/page")
+    with TestClient(app) as client:
+        second = client.get("/page")
+    assert is_hit(second)
+    assert len(calls) == 1
+
+
+def test_a_memory_store_told_to_clear_on_close_starts_each_lifespan_empty() -> None:
+    app, calls = _counting_app(Cache(MemoryStore(clear_on_close=True)))
+    with TestClient(app) as client:
+        client.get("/page")
+    with TestClient(app) as client:
+        client.get("/page")
+    assert len(calls) == 2
