@@ -247,8 +247,7 @@ def foreign_arguments(owner: str, given: Mapping[str, Any], accepted: Iterable[s
     hint = FOREIGN_ARGUMENTS.get(name)
     advice = f"; {hint}" if hint else ""
     raise TypeError(
-        f"{owner}: unexpected keyword argument {name!r}{advice} "
-        f"(accepted: {', '.join(accepted)})"
+        f"{owner}: unexpected keyword argument {name!r}{advice} (accepted: {', '.join(accepted)})"
     )
 
 

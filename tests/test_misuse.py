@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
 import pytest
 from fastapi import FastAPI
 from starlette.testclient import TestClient
@@ -19,7 +16,8 @@ from tests.redis_servers import RedisServer
 
 def test_cached_used_bare_fails_at_import_naming_the_function() -> None:
     app = FastAPI()
-    with pytest.raises(TypeError, match=r"@cached on .*listing is used without parentheses: write @cached\(\)"):
+    bare = r"@cached on .*listing is used without parentheses: write @cached\(\)"
+    with pytest.raises(TypeError, match=bare):
 
         @app.get("/listing")
         @cached  # type: ignore[arg-type]
@@ -29,7 +27,8 @@ def test_cached_used_bare_fails_at_import_naming_the_function() -> None:
 
 def test_invalidates_used_bare_fails_at_import_naming_the_function() -> None:
     app = FastAPI()
-    with pytest.raises(TypeError, match=r"@invalidates on .*update is used without parentheses: write @invalidates\(\)"):
+    bare = r"@invalidates on .*update is used without parentheses: write @invalidates\(\)"
+    with pytest.raises(TypeError, match=bare):
 
         @app.put("/items")
         @invalidates  # type: ignore[arg-type]

@@ -75,11 +75,6 @@ class MemoryStore(Store):
     the next, as they would be in a Redis store.  ``clear_on_close=True`` empties it instead.
     """
 
-    def follow_clock(self, clock: Callable[[], float]) -> None:
-        """Use ``clock`` for expiry, unless the store was given a clock of its own."""
-        if not self._own_clock:
-            self._clock = clock
-
     def __init__(
         self,
         max_bytes: int = 64 * 2**20,
@@ -99,7 +94,7 @@ class MemoryStore(Store):
             raise TypeError(f"clear_on_close must be True or False, not {clear_on_close!r}")
         self._max_entries = max_entries
         self._own_clock = clock is not None
-        self._clock: Callable[[], float] = clock or time.monotonic
+        self._clock = clock or time.monotonic
         self._clear_on_close = clear_on_close
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
         self._tags: dict[str, _Tag] = {}
@@ -108,6 +103,11 @@ class MemoryStore(Store):
         self._generation = 0
         self._invalidated: OrderedDict[str, int] = OrderedDict()  # tag -> generation, oldest first
         self._floor = 0
+
+    def follow_clock(self, clock: Callable[[], float]) -> None:
+        """Use ``clock`` for expiry, unless the store was given a clock of its own."""
+        if not self._own_clock:
+            self._clock = clock
 
     @property
     def bytes_used(self) -> int:

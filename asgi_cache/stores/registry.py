@@ -66,7 +66,7 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*\Z")
 
 
 def redact_url(url: str) -> str:
-    """``url`` without its password (``redis://user:***@host:6379/0``), fit for a log or an error."""
+    """``url`` without its password (``redis://user:***@host/0``), fit for a log or an error."""
     try:
         parts = urlsplit(url)
         if parts.password is None:
