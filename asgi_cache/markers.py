@@ -262,6 +262,28 @@ def cache_rule(endpoint: Any, method: str) -> CacheRule | None:
     return _rule(endpoint, method, CACHED_ATTR)  # type: ignore[no-any-return]
 
 
+def cached_method(endpoint: Any, methods: Iterable[str] | None) -> str | None:
+    """The method whose handler carries ``@cached`` on a route serving no GET, if any.
+
+    Only GET (and HEAD, answered from it) is ever cached, so such a marker would be
+    ignored: the startup check reports it rather than leave the route uncached
+    without a word.  ``methods`` ``None`` is a route taking any method.  On an
+    ``HTTPEndpoint`` a marked ``post`` / ``put`` / ``patch`` / ``delete`` handler
+    is such a marker too.
+    """
+    if isinstance(endpoint, type):
+        for method in ("DELETE", "PATCH", "POST", "PUT"):
+            if hasattr(getattr(endpoint, method.lower(), None), CACHED_ATTR):
+                return method
+        return None
+    if methods is None or "GET" in methods:
+        return None
+    for method in sorted(methods):
+        if _rule(endpoint, method, CACHED_ATTR) is not None:
+            return method
+    return None
+
+
 def invalidation_rule(endpoint: Any, method: str) -> InvalidationRule | None:
     """The ``@invalidates`` rule of ``endpoint`` for ``method``."""
     return _rule(endpoint, method, INVALIDATES_ATTR)  # type: ignore[no-any-return]

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import pytest
 from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.endpoints import HTTPEndpoint
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached, invalidates
 from asgi_cache.stores.redis import RedisStore
 from tests.helpers import Clock, is_hit
 from tests.redis_servers import RedisServer
+from tests.test_routes import startup_failure
 
 # -- markers used without parentheses --------------------------------------------
 
@@ -181,3 +187,54 @@ def test_a_memory_store_told_to_clear_on_close_starts_each_lifespan_empty() -> N
     with TestClient(app) as client:
         client.get("/page")
     assert len(calls) == 2
+
+
+# -- @cached on a route that serves no GET -------------------------------------------
+
+
+def test_cached_on_a_post_route_fails_startup_naming_the_route() -> None:
+    app = FastAPI()
+
+    @app.post("/orders")
+    @cached(ttl=60)
+    async def create_order() -> dict[str, str]:
+        return {}
+
+    app.add_middleware(CacheMiddleware, cache=Cache(MemoryStore()))
+    error = startup_failure(app)
+    assert "route POST /orders (" in error
+    assert "create_order" in error
+    assert "@cached only caches GET (and HEAD) responses, not POST" in error
+
+
+def test_cached_on_an_http_endpoint_post_handler_fails_startup_naming_the_route() -> None:
+    class Orders(HTTPEndpoint):
+        async def get(self, request: Request) -> PlainTextResponse:
+            return PlainTextResponse("list")
+
+        @cached(ttl=60)
+        async def post(self, request: Request) -> PlainTextResponse:
+            return PlainTextResponse("made")
+
+    app = Starlette(routes=[Route("/orders", Orders)])
+    app.add_middleware(CacheMiddleware, cache=Cache(MemoryStore()))
+    error = startup_failure(app)
+    assert "route POST /orders (" in error
+    assert "Orders)" in error
+
+
+def test_cached_on_a_function_served_by_get_and_post_routes_is_accepted() -> None:
+    app = FastAPI()
+    calls: list[int] = []
+
+    @cached(ttl=60)
+    async def orders() -> dict[str, int]:
+        calls.append(1)
+        return {"n": len(calls)}
+
+    app.get("/orders")(orders)
+    app.post("/orders")(orders)
+    app.add_middleware(CacheMiddleware, cache=Cache(MemoryStore()))
+    with TestClient(app) as client:
+        client.get("/orders")
+        assert is_hit(client.get("/orders"))
