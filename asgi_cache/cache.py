@@ -304,6 +304,27 @@ class Cache:
             **self.store.stats(),
         }
 
+    async def check_store(self) -> bool:
+        """Ask the store whether it answers (the middleware does it at startup); log
+        one WARNING if not.
+
+        The warning is the outage's one: the store's breaker is open from then
+        on, so the requests that follow bypass the store quietly until it is
+        back (which the store logs).  Never raises: an app whose cache is down
+        still starts and serves, uncached.
+        """
+        try:
+            await self.store.check()
+        except Exception as exc:
+            self.counters.store_errors += 1
+            logger.warning(
+                "asgi-cache: the store does not answer at startup (%s); requests bypass "
+                "the cache until it does",
+                exc,
+            )
+            return False
+        return True
+
     async def aclose(self) -> None:
         """Release the store's connections (the middleware does it at shutdown)."""
         await self.pending.aclose()
@@ -398,7 +419,7 @@ def _checked_store(store: object, clock: Callable[[], float]) -> Store:
     if store is None:
         return MemoryStore(clock=clock)
     if isinstance(store, str):
-        from asgi_cache.stores.registry import redact_url
+        from asgi_cache.stores.urls import redact_url
 
         raise TypeError(
             f"Cache: store must be a Store, not a URL; open one with "
@@ -426,8 +447,16 @@ _CACHE_ARGUMENTS = frozenset(inspect.signature(Cache.__init__).parameters) - {"s
 
 
 def get_cache(request: HTTPConnection) -> Cache:
-    """The :class:`Cache` serving this request, to invalidate from inside a route."""
+    """The :class:`Cache` serving this request, to invalidate from inside a route.
+
+    ``LookupError`` naming the fix when the request did not pass through
+    :class:`~asgi_cache.CacheMiddleware` (it is what puts the cache in the scope).
+    """
     cache = request.scope.get(SCOPE_KEY)
     if not isinstance(cache, Cache):
-        raise LookupError("get_cache: this request did not pass through CacheMiddleware")
+        raise LookupError(
+            "get_cache: this request did not pass through CacheMiddleware; add it with "
+            "app.add_middleware(CacheMiddleware, cache=...) (it must wrap the routes "
+            "that call get_cache, so not only a sub-application's)"
+        )
     return cache

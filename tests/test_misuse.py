@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from fastapi import FastAPI
 from starlette.applications import Starlette
@@ -11,8 +13,9 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached, invalidates
+from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached, get_cache, invalidates
 from asgi_cache.stores.redis import RedisStore
+from tests.fixtures_redis import TEST_SERVER_ARGS
 from tests.helpers import Clock, is_hit
 from tests.redis_servers import RedisServer
 from tests.test_routes import startup_failure
@@ -238,3 +241,83 @@ def test_cached_on_a_function_served_by_get_and_post_routes_is_accepted() -> Non
     with TestClient(app) as client:
         client.get("/orders")
         assert is_hit(client.get("/orders"))
+
+
+# -- get_cache without the middleware --------------------------------------------------
+
+
+def test_get_cache_without_the_middleware_names_what_to_add() -> None:
+    app = FastAPI()
+
+    @app.post("/refresh")
+    async def refresh(request: Request) -> dict[str, int]:
+        return {"removed": await get_cache(request).invalidate("products")}
+
+    with (
+        TestClient(app) as client,
+        pytest.raises(LookupError, match=r"app.add_middleware\(CacheMiddleware"),
+    ):
+        client.post("/refresh")
+
+
+# -- a Redis that is down: said at startup, once per outage ---------------------------
+
+
+def _redis_app(url: str) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/item")
+    @cached(ttl=60)
+    async def item() -> dict[str, int]:
+        return {"n": 1}
+
+    app.add_middleware(CacheMiddleware, cache=Cache(RedisStore.from_url(url, cooldown=60)))
+    return app
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_redis_down_at_startup_is_one_warning_naming_its_url_without_the_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with RedisServer(*TEST_SERVER_ARGS) as server:
+        app = _redis_app(server.url.replace("redis://", "redis://:hunter2@"))
+        server.stop()
+        with caplog.at_level(logging.WARNING, logger="asgi_cache"), TestClient(app) as client:
+            statuses = [client.get("/item").status_code for _ in range(8)]
+    assert statuses == [200] * 8
+    [warning] = _warnings(caplog)
+    assert "does not answer at startup" in warning
+    assert f"redis://:***@127.0.0.1:{server.port}/0" in warning
+    assert "hunter2" not in caplog.text
+
+
+def test_a_wrong_redis_password_is_one_warning_at_startup(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    user = ("--user", "alice", "on", ">right", "~*", "&*", "+@all")  # default user stays
+    with RedisServer(*TEST_SERVER_ARGS, *user) as server:
+        app = _redis_app(server.url.replace("redis://", "redis://alice:wrong@"))
+        with caplog.at_level(logging.WARNING, logger="asgi_cache"), TestClient(app) as client:
+            statuses = [client.get("/item").status_code for _ in range(8)]
+    assert statuses == [200] * 8
+    [warning] = _warnings(caplog)
+    assert "does not answer at startup" in warning
+    assert "alice:***@" in warning
+
+
+def test_an_outage_after_startup_is_one_warning_however_many_requests_fail(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with RedisServer(*TEST_SERVER_ARGS) as server:
+        app = _redis_app(server.url)
+        with TestClient(app) as client:
+            client.get("/item")
+            server.stop()
+            with caplog.at_level(logging.WARNING, logger="asgi_cache"):
+                statuses = [client.get("/item").status_code for _ in range(12)]
+    assert statuses == [200] * 12
+    [warning] = _warnings(caplog)
+    assert "circuit breaker open" in warning

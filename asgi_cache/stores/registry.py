@@ -16,16 +16,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from asgi_cache.stores.base import Store
+from asgi_cache.stores.urls import redact_url
 
 __all__ = [
     "MEMORY_OPTIONS",
     "REDIS_OPTIONS",
     "Opener",
     "open_url",
-    "redact_url",
     "register_scheme",
 ]
 
@@ -63,19 +62,6 @@ REDIS_OPTIONS = (
 
 # RFC 3986, section 3.1: a letter, then letters, digits, "+", "-" or ".".
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*\Z")
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password (``redis://user:***@host/0``), fit for a log or an error."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        user = parts.username or ""
-        host = parts.netloc.rpartition("@")[2]
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-    except ValueError:  # not a URL at all: say nothing of it but its scheme
-        return url.partition("://")[0] + "://..."
 
 
 def _check_options(url: str, options: Mapping[str, Any], accepted: Iterable[str]) -> None:
