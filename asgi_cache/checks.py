@@ -34,6 +34,7 @@ __all__ = [
     "check_tags",
     "check_ttl",
     "foreign_arguments",
+    "key_failure_hint",
     "parse_duration",
     "refuse_bare_decorator",
     "tag_fields",
@@ -263,4 +264,29 @@ def refuse_bare_decorator(decorator: str, fn: object) -> None:
     raise TypeError(
         f"@{decorator} on {name} is used without parentheses: write @{decorator}() "
         f"(or @{decorator}(...) with arguments)"
+    )
+
+
+#: What Starlette says when a request attribute's middleware is not in front of the
+#: code reading it, and that middleware's name.
+_MISSING_MIDDLEWARE = re.compile(r"(\w+Middleware) must be installed to access request\.(\w+)")
+
+
+def key_failure_hint(exc: BaseException) -> str | None:
+    """How to fix a ``key=`` function that failed for want of a middleware, or ``None``.
+
+    A key function runs before routing, inside ``CacheMiddleware``: it sees only
+    what the middlewares *outside* the cache put in the scope.  Starlette's
+    ``request.session`` (``request.user``, ``request.auth``) then fails with an
+    ``AssertionError`` on every request; the fix is the order of
+    ``add_middleware`` calls, where the last added runs first.
+    """
+    match = _MISSING_MIDDLEWARE.search(str(exc))
+    if match is None:
+        return None
+    middleware, attribute = match.groups()
+    return (
+        f"request.{attribute} needs {middleware} outside CacheMiddleware: call "
+        f"app.add_middleware({middleware}, ...) after app.add_middleware(CacheMiddleware, ...) "
+        f"(the last one added runs first)"
     )

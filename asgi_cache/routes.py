@@ -257,6 +257,9 @@ class ReadRoute(_Tagged):
     # named in the Vary of its responses.
     vary_names: tuple[bytes, ...]
     private: bool  # keyed by a key= callable, not shared=True: Cache-Control: private
+    # The key= callable failed and that was logged; cleared when it works again,
+    # so a failing key function is reported once per route and outage.
+    key_failing: bool = False
 
 
 @dataclass(slots=True)

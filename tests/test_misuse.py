@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.endpoints import HTTPEndpoint
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached, get_cache, invalidates
+from asgi_cache.status import Detail
 from asgi_cache.stores.redis import RedisStore
 from tests.fixtures_redis import TEST_SERVER_ARGS
-from tests.helpers import Clock, is_hit
+from tests.helpers import Clock, MakeCache, client_for, detail_of, is_hit
 from tests.redis_servers import RedisServer
 from tests.test_routes import startup_failure
+
+pytestmark = pytest.mark.anyio
 
 # -- markers used without parentheses --------------------------------------------
 
@@ -321,3 +326,89 @@ def test_an_outage_after_startup_is_one_warning_however_many_requests_fail(
     assert statuses == [200] * 12
     [warning] = _warnings(caplog)
     assert "circuit breaker open" in warning
+
+
+# -- a failing key= function ----------------------------------------------------------
+
+
+def _key_app(key: Any, *middleware: tuple[Any, dict[str, Any]]) -> FastAPI:
+    """A ``key=`` route behind ``middleware``, added in this order (the last runs first)."""
+    app = FastAPI()
+
+    @app.get("/dashboard")
+    @cached(ttl=30, key=key)
+    async def dashboard() -> dict[str, str]:
+        return {"page": "dashboard"}
+
+    for cls, options in middleware:
+        app.add_middleware(cls, **options)
+    return app
+
+
+async def test_a_failing_key_function_is_logged_once_with_its_traceback(
+    make_cache: MakeCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    def key(request: Request) -> str:
+        raise RuntimeError("no tenant")
+
+    app = _key_app(key, (CacheMiddleware, {"cache": make_cache()}))
+    with caplog.at_level(logging.DEBUG, logger="asgi_cache"):
+        async with client_for(app) as client:
+            answers = [await client.get("/dashboard") for _ in range(5)]
+    assert [a.status_code for a in answers] == [200] * 5
+    assert all(detail_of(a) == Detail.KEY_ERROR for a in answers)
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert "key function of GET /dashboard" in warnings[0].getMessage()
+    assert warnings[0].exc_info is not None
+
+
+async def test_a_key_function_that_fails_again_after_working_is_logged_again(
+    make_cache: MakeCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    def key(request: Request) -> str:
+        if request.query_params.get("fail"):
+            raise RuntimeError("no tenant")
+        return "tenant"
+
+    app = _key_app(key, (CacheMiddleware, {"cache": make_cache()}))
+    with caplog.at_level(logging.WARNING, logger="asgi_cache"):
+        async with client_for(app) as client:
+            for query in ("?fail=1", "?fail=1", "", "?fail=1"):
+                await client.get(f"/dashboard{query}")
+    assert sum("failed" in r.getMessage() for r in caplog.records) == 2
+
+
+async def test_a_session_key_without_session_middleware_outside_is_one_warning_naming_the_fix(
+    make_cache: MakeCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = _key_app(
+        lambda request: request.session.get("user_id", "anon"),
+        (SessionMiddleware, {"secret_key": "s"}),  # added first: runs inside the cache
+        (CacheMiddleware, {"cache": make_cache()}),
+    )
+    with caplog.at_level(logging.DEBUG, logger="asgi_cache"):
+        async with client_for(app) as client:
+            answers = [await client.get("/dashboard") for _ in range(5)]
+    assert [a.status_code for a in answers] == [200] * 5
+    [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    message = warning.getMessage()
+    assert "request.session needs SessionMiddleware outside CacheMiddleware" in message
+    assert (
+        "app.add_middleware(SessionMiddleware, ...) after app.add_middleware(CacheMiddleware"
+        in (message)
+    )
+    assert warning.exc_info is None
+
+
+async def test_a_session_key_with_session_middleware_outside_is_cached_per_session(
+    make_cache: MakeCache,
+) -> None:
+    app = _key_app(
+        lambda request: request.session.get("user_id", "anon"),
+        (CacheMiddleware, {"cache": make_cache()}),
+        (SessionMiddleware, {"secret_key": "s"}),  # added last: runs first
+    )
+    async with client_for(app) as client:
+        await client.get("/dashboard")
+        assert is_hit(await client.get("/dashboard"))
