@@ -294,3 +294,22 @@ def test_json_values_script_prints_the_value_then_none() -> None:
         env={"PATH": "", "ASGI_CACHE_URL": "memory://"},
     )
     assert result.stdout.splitlines() == ["{'x': 1}", "None"]
+
+
+# -- every example says how to run it --------------------------------------------------------
+
+EXAMPLES = sorted(
+    path.stem
+    for path in (ROOT / "examples").glob("*.py")
+    if path.stem not in {"__init__", "purge"}  # purge is a helper of two examples
+)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_docstring_gives_its_command_through_the_venv(name: str) -> None:
+    doc = (ROOT / "examples" / f"{name}.py").read_text()
+    commands = (
+        f".venv/bin/python -m uvicorn examples.{name}:app",
+        f".venv/bin/python -m examples.{name}",
+    )
+    assert any(command in doc for command in commands)
