@@ -10,7 +10,7 @@ endpoint.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -35,6 +35,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Returns the part of the key the route computes itself (a user id, a tenant).
 KeyFunction = Callable[[Request], Any]
 
+#: Returns the tags of the response a request is about to get (sync or async).
+TagFunction = Callable[[Request], Iterable[str] | Awaitable[Iterable[str]]]
+
 CACHED_ATTR = "__asgi_cache__"
 INVALIDATES_ATTR = "__asgi_cache_invalidates__"
 
@@ -53,6 +56,8 @@ class CacheRule:
     stale_while_revalidate: float | None = None
     stale_if_error: float | None = None
     shared: bool = False
+    #: ``tags=`` given as a callable: the request's own tags, read on a miss.
+    tag_function: TagFunction | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +74,7 @@ def _name(fn: Any) -> str:
 def cached(
     ttl: float | None = None,
     *,
-    tags: Iterable[str] = (),
+    tags: Iterable[str] | TagFunction = (),
     vary: Iterable[str] = (),
     key: KeyFunction | None = None,
     statuses: Iterable[int] | None = None,
@@ -92,7 +97,13 @@ def cached(
         ``None`` takes the response's own ``s-maxage`` / ``max-age`` /
         ``Expires``, else the cache's heuristic (see :class:`~asgi_cache.Cache`).
     :param tags: invalidation tags; ``{name}`` placeholders are filled from the
-        route's path parameters (``"product:{pid}"``).
+        route's path parameters (``"product:{pid}"``), and ``{key}`` from the
+        ``key`` function's result (``"dashboard:user:{key}"``), so that one
+        user's page can be invalidated without the others'.  Or a callable,
+        ``tags(request) -> tags`` (sync or async), called on a miss with the
+        request (its body unreadable): its strings are the tags, as they are.
+        If it raises or returns something else than strings, the response is
+        forwarded unstored (``detail=key-error``).
     :param vary: request header names added to the key (on top of the cache's
         own), e.g. ``("accept-language",)`` or ``("authorization",)`` for
         per-user pages.  Naming a credential header here allows requests that
@@ -170,7 +181,7 @@ _CACHED_ARGUMENTS = (
 def _cache_rule(
     owner: str,
     ttl: float | None,
-    tags: Iterable[str],
+    tags: Iterable[str] | TagFunction,
     vary: Iterable[str],
     key: KeyFunction | None,
     statuses: Iterable[int] | None,
@@ -199,6 +210,9 @@ def _cache_rule(
         if window is not None:
             check_seconds(owner, name, window)
     _check_shared(owner, key, shared, cache_control)
+    tag_function: TagFunction | None = None
+    if callable(tags):
+        tag_function, tags = tags, ()
     return CacheRule(
         ttl=checked_ttl,
         tags=check_tags(owner, tags),
@@ -210,6 +224,7 @@ def _cache_rule(
         stale_while_revalidate=stale_while_revalidate,
         stale_if_error=stale_if_error,
         shared=shared,
+        tag_function=tag_function,
     )
 
 

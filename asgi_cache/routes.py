@@ -159,20 +159,37 @@ def _label(method: str, flat: _Flat) -> str:
     return f"{method} {flat.path} ({name})"
 
 
-def _fill_tags(flat: _Flat, templates: Sequence[str], label: str) -> tuple[str, ...]:
+#: The placeholder a ``@cached(key=...)`` route's tags fill with the key part.
+KEY_FIELD = "key"
+
+
+def _fill_tags(
+    flat: _Flat, templates: Sequence[str], label: str, *, keyed: bool = False
+) -> tuple[str, ...]:
+    """Check ``templates`` against the route; ``keyed``: it has a key function,
+    whose result fills ``{key}`` (then no path parameter may be named ``key``)."""
     for template in templates:
-        repeated = [name for name in tag_fields(template) if name in flat.repeated]
+        fields = tag_fields(template)
+        if keyed and KEY_FIELD in fields and KEY_FIELD in flat.prefix.names:
+            raise CacheConfigError(
+                f"route {label}: tag {template!r}: {{key}} would mean both the path "
+                "parameter 'key' and the result of key=; rename the path parameter"
+            )
+        repeated = [name for name in fields if name in flat.repeated]
         if repeated:
             raise CacheConfigError(
                 f"route {label}: tag {template!r} uses path parameter {repeated[0]!r}, "
                 "which more than one level of the path names"
             )
-        unknown = [name for name in tag_fields(template) if name not in flat.params]
+        unknown = [
+            name for name in fields if name not in flat.params and not (keyed and name == KEY_FIELD)
+        ]
         if unknown:
-            known = ", ".join(flat.params) or "none"
+            known = ", ".join((*flat.params, *((KEY_FIELD,) if keyed else ()))) or "none"
+            hint = "" if keyed or unknown[0] != KEY_FIELD else "; {key} needs @cached(key=...)"
             raise CacheConfigError(
                 f"route {label}: tag {template!r} uses unknown path parameter "
-                f"{unknown[0]!r} (known: {known})"
+                f"{unknown[0]!r} (known: {known}){hint}"
             )
     return tuple(templates)
 
@@ -188,10 +205,11 @@ class _Tagged:
     # The parameters whose value the application sees apart from their text, in path order.
     canons: dict[str, _Canon]
 
-    def tags(self, path: str) -> list[str]:
+    def tags(self, path: str, key_part: str | None = None) -> list[str]:
         """The route's tag templates filled from ``path``'s parameters, as the
         application sees them: ``/products/01`` fills ``{pid}`` of an ``int``
-        parameter with ``1``, as ``/products/1`` does, so both are invalidated."""
+        parameter with ``1``, as ``/products/1`` does, so both are invalidated.
+        ``key_part``, the result of a ``key=`` function, fills ``{key}``."""
         if not self.tag_templates:
             return []
         match = self.regex.match(path)
@@ -200,6 +218,8 @@ class _Tagged:
             text = params.get(name)
             if text is not None:
                 params[name] = canon(text)
+        if key_part is not None:
+            params[KEY_FIELD] = key_part
         return [template.format_map(params) for template in self.tag_templates]
 
     def canonical_path(self, path: str) -> str:
@@ -491,7 +511,7 @@ def _read_route(
     bypass = [name.encode("latin-1") for name in cache.credential_headers if name not in keyed]
     return ReadRoute(
         regex=flat.regex,
-        tag_templates=_fill_tags(flat, rule.tags, label),
+        tag_templates=_fill_tags(flat, rule.tags, label, keyed=rule.key is not None),
         canons=canons,
         label=label,
         rule=rule,

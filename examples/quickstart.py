@@ -1,10 +1,6 @@
 """A FastAPI app cached by asgi-cache on the in-memory default.
 
-Run it from the repository's root, in the virtual environment the README's set-up makes::
-
-    .venv/bin/python -m uvicorn examples.quickstart:app
-
-and try::
+Run it with ``.venv/bin/python -m uvicorn examples.quickstart:app`` and try::
 
     curl -i "http://127.0.0.1:8000/slow?q=42"    # ~1 s, Cache-Status: fwd=uri-miss; stored
     curl -i "http://127.0.0.1:8000/slow?q=42"    # instant, Cache-Status: hit, Age: ...

@@ -1,7 +1,6 @@
 """The product API of a caching tutorial, cached in Redis and shared by every worker.
 
-Run it with two workers, from the repository's root, in the virtual environment the README's
-set-up makes::
+Run it with two workers::
 
     ASGI_CACHE_URL=redis://127.0.0.1:6379/0 \\
         .venv/bin/python -m uvicorn examples.redis_app:app --workers 2

@@ -1022,8 +1022,7 @@ class RedisStore(Store):
             if allowed:
                 breaker.abandoned()
             raise
-        if breaker.succeeded():
-            logger.warning("Redis store recovered%s; circuit breaker closed", _on(node))
+        _succeeded(breaker, node)
         return result
 
     def _store_error(self, operation: str, exc: Exception, node: object) -> StoreError:
@@ -1294,8 +1293,7 @@ class RedisStore(Store):
             if allowed:
                 breaker.abandoned()
             raise
-        if breaker.succeeded():
-            logger.warning("Redis store recovered%s; circuit breaker closed", _on(node))
+        _succeeded(breaker, node)
         for command in stack:
             replies[command.position] = command.result
 
@@ -1451,6 +1449,12 @@ async def _close(client: Client) -> None:
         flagged: Any = client
         flagged._initialize = False
     await client.aclose()
+
+
+def _succeeded(breaker: Breaker, node: Any) -> None:
+    """Record a success; closing an open breaker is logged, as its opening was."""
+    if breaker.succeeded():
+        logger.warning("Redis store recovered%s; circuit breaker closed", _on(node))
 
 
 def _on(node: Any) -> str:
