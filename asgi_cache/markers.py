@@ -10,6 +10,7 @@ endpoint.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -164,17 +165,9 @@ def cached(
     return mark
 
 
-_CACHED_ARGUMENTS = (
-    "ttl",
-    "tags",
-    "vary",
-    "key",
-    "statuses",
-    "cache_control",
-    "max_body_size",
-    "stale_while_revalidate",
-    "stale_if_error",
-    "shared",
+#: What ``@cached`` takes, as its error for an unknown argument lists it.
+_CACHED_ARGUMENTS = tuple(
+    name for name in inspect.signature(cached).parameters if name != "unknown"
 )
 
 
