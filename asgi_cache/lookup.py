@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from starlette.requests import Request
 from starlette.types import Receive, Scope
 
+from asgi_cache.checks import key_failure_hint
 from asgi_cache.headers import accepted_codings
 from asgi_cache.keys import canonical_query, entry_key, path_tag, tag_key, variant_key
 from asgi_cache.policy import RequestDirectives, request_directive
@@ -106,6 +107,33 @@ class Lookup:
         return tags
 
 
+def _key_failed(route: ReadRoute, exc: Exception) -> None:
+    """Log a failing ``key=`` function once per route until it works again.
+
+    Its requests bypass the cache meanwhile; a traceback per request would
+    bury everything else in the log.  A failure for want of a middleware in
+    front of the cache gets the fix instead of a traceback.
+    """
+    if route.key_failing:
+        logger.debug("asgi-cache: key function of %s failed again: %r", route.label, exc)
+        return
+    route.key_failing = True
+    hint = key_failure_hint(exc)
+    if hint is not None:
+        logger.warning(
+            "asgi-cache: key function of %s failed: %s; its requests bypass the cache",
+            route.label,
+            hint,
+        )
+        return
+    logger.warning(
+        "asgi-cache: key function of %s failed; its requests bypass the cache until it "
+        "works again (logged once)",
+        route.label,
+        exc_info=exc,
+    )
+
+
 async def look_up(
     route: ReadRoute,
     route_path: str,
@@ -176,11 +204,14 @@ async def look_up(
                 part = await part
             key_part = str(part)
             custom = key_part.encode("utf-8", "surrogatepass")
-        except Exception:
-            logger.warning("asgi-cache: key function of %s failed", route.label, exc_info=True)
+        except Exception as exc:
+            _key_failed(route, exc)
             if directives is not None and directives.only_if_cached:
                 return Detail.ONLY_IF_CACHED
             return Detail.KEY_ERROR
+        if route.key_failing:
+            route.key_failing = False
+            logger.info("asgi-cache: key function of %s works again", route.label)
 
     codings = accepted_codings(accept_encoding) if route.key_codings else b""
     root_path: str = scope.get("root_path", "")

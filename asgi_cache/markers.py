@@ -10,6 +10,7 @@ endpoint.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -23,6 +24,8 @@ from asgi_cache.checks import (
     check_statuses,
     check_tags,
     check_ttl,
+    foreign_arguments,
+    refuse_bare_decorator,
 )
 from asgi_cache.headers import parse_cache_control
 
@@ -81,8 +84,14 @@ def cached(
     stale_while_revalidate: float | None = None,
     stale_if_error: float | None = None,
     shared: bool = False,
+    **unknown: Any,
 ) -> Callable[[F], F]:
     """Mark a GET route as cached.
+
+    Always with parentheses (``@cached()``): used bare, it raises ``TypeError``
+    at import instead of silently replacing the endpoint.  Arguments of other
+    caching libraries (``expire=``, ``key_builder=``...) raise ``TypeError``
+    naming what to write here.
 
     :param ttl: seconds a stored response stays fresh, counted from when it
         is received, whatever its status or directives say about freshness.
@@ -129,6 +138,9 @@ def cached(
         a ``key`` route carry ``Cache-Control: private``, since no ``Vary`` can
         name a session or a token's claim (RFC 9111 §5.2.2.7).
     """
+    if callable(ttl):
+        refuse_bare_decorator("cached", ttl)
+    foreign_arguments("@cached", unknown, _CACHED_ARGUMENTS)
 
     def mark(fn: F) -> F:
         setattr(
@@ -151,6 +163,12 @@ def cached(
         return fn
 
     return mark
+
+
+#: What ``@cached`` takes, as its error for an unknown argument lists it.
+_CACHED_ARGUMENTS = tuple(
+    name for name in inspect.signature(cached).parameters if name != "unknown"
+)
 
 
 def _cache_rule(
@@ -236,6 +254,9 @@ def invalidates(*tags: str) -> Callable[[F], F]:
     path is invalidated after any successful unsafe request, marked or not.
     """
 
+    if len(tags) == 1 and callable(tags[0]):
+        refuse_bare_decorator("invalidates", tags[0])
+
     def mark(fn: F) -> F:
         rule = InvalidationRule(tags=check_tags(f"@invalidates on {_name(fn)}", tags))
         setattr(fn, INVALIDATES_ATTR, rule)
@@ -247,6 +268,28 @@ def invalidates(*tags: str) -> Callable[[F], F]:
 def cache_rule(endpoint: Any, method: str) -> CacheRule | None:
     """The ``@cached`` rule of ``endpoint`` for ``method`` (HTTPEndpoint aware)."""
     return _rule(endpoint, method, CACHED_ATTR)  # type: ignore[no-any-return]
+
+
+def cached_method(endpoint: Any, methods: Iterable[str] | None) -> str | None:
+    """The method whose handler carries ``@cached`` on a route serving no GET, if any.
+
+    Only GET (and HEAD, answered from it) is ever cached, so such a marker would be
+    ignored: the startup check reports it rather than leave the route uncached
+    without a word.  ``methods`` ``None`` is a route taking any method.  On an
+    ``HTTPEndpoint`` a marked ``post`` / ``put`` / ``patch`` / ``delete`` handler
+    is such a marker too.
+    """
+    if isinstance(endpoint, type):
+        for method in ("DELETE", "PATCH", "POST", "PUT"):
+            if hasattr(getattr(endpoint, method.lower(), None), CACHED_ATTR):
+                return method
+        return None
+    if methods is None or "GET" in methods:
+        return None
+    for method in sorted(methods):
+        if _rule(endpoint, method, CACHED_ATTR) is not None:
+            return method
+    return None
 
 
 def invalidation_rule(endpoint: Any, method: str) -> InvalidationRule | None:

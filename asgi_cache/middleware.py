@@ -128,7 +128,7 @@ class CacheMiddleware:
                     scope,
                     receive,
                     send,
-                    on_startup=lambda: self._compile(scope),
+                    on_startup=lambda: self._start(scope),
                     on_shutdown=self.cache.aclose,
                 )
             else:
@@ -147,6 +147,11 @@ class CacheMiddleware:
             await self._write(table, scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    async def _start(self, scope: Scope) -> None:
+        """Lifespan startup: compile the routes, then see that the store answers."""
+        self._compile(scope)
+        await self.cache.check_store()
 
     def _compile(self, scope: Scope) -> RouteTable:
         """Compile the routing table (at each lifespan startup, or the first request)."""

@@ -39,7 +39,13 @@ from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute, com
 from asgi_cache.checks import tag_fields
 from asgi_cache.conditional import ORIGIN_PRECONDITIONS
 from asgi_cache.invalidation import SAFE_METHODS
-from asgi_cache.markers import CacheRule, InvalidationRule, cache_rule, invalidation_rule
+from asgi_cache.markers import (
+    CacheRule,
+    InvalidationRule,
+    cache_rule,
+    cached_method,
+    invalidation_rule,
+)
 from asgi_cache.policy import UNSAFE_METHODS
 
 if TYPE_CHECKING:
@@ -271,6 +277,9 @@ class ReadRoute(_Tagged):
     # named in the Vary of its responses.
     vary_names: tuple[bytes, ...]
     private: bool  # keyed by a key= callable, not shared=True: Cache-Control: private
+    # The key= callable failed and that was logged; cleared when it works again,
+    # so a failing key function is reported once per route and outage.
+    key_failing: bool = False
 
 
 @dataclass(slots=True)
@@ -632,6 +641,32 @@ def find_routes(app: Any) -> tuple[Sequence[BaseRoute] | None, bool]:
 _COMPRESSORS = ("gzip", "brotli", "compress", "zstd", "deflate")
 
 
+def _check_cached_without_get(flats: Sequence[_Flat]) -> None:
+    """Fail startup for ``@cached`` on a route that serves no GET.
+
+    Only GET responses are cached, so the marker would silently do nothing: an
+    error naming the route is what its author needs (``@invalidates`` is the
+    marker for write routes).  An endpoint that some other route serves for GET
+    is fine: the marker works there.
+    """
+    read_endpoints = [
+        flat.endpoint for flat in flats if flat.methods is None or "GET" in flat.methods
+    ]
+    for flat in flats:
+        endpoint = flat.endpoint
+        if endpoint is None or (
+            not isinstance(endpoint, type) and any(endpoint is e for e in read_endpoints)
+        ):
+            continue
+        method = cached_method(endpoint, flat.methods)
+        if method is not None:
+            raise CacheConfigError(
+                f"route {_label(method, flat)}: @cached only caches GET (and HEAD) "
+                f"responses, not {method}; remove @cached there, or use @invalidates(...) "
+                f"to drop cached pages after a write"
+            )
+
+
 def compile_routes(
     routes: Sequence[BaseRoute], cache: Cache, *, compressed: bool = False
 ) -> RouteTable:
@@ -641,6 +676,7 @@ def compile_routes(
     routes: bodies then depend on ``Accept-Encoding``, which joins every key.
     """
     flats = list(_flatten(routes, _Prefix()))
+    _check_cached_without_get(flats)
     reads: list[ReadRoute | None] = []
     writes: list[dict[str, WriteRoute]] = []
     for flat in flats:

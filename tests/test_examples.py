@@ -31,11 +31,19 @@ from tests.servers import ROOT
 
 @contextmanager
 def started(example: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    """The example's app, running, with its call counts at zero and no delays."""
+    """The example's app, running, with its call counts at zero, its cache empty and no delays.
+
+    A memory store keeps its entries across lifespans, and an example's cache lives as
+    long as its module: each test starts from an empty one.
+    """
     if hasattr(example, "DELAY"):
         monkeypatch.setattr(example, "DELAY", 0.0)
     example.CALLS.clear()
     with TestClient(example.app) as client:
+        cache = getattr(example, "cache", None)
+        if isinstance(cache, Cache):
+            assert client.portal is not None
+            client.portal.call(cache.clear)
         yield client
 
 
