@@ -44,13 +44,15 @@ def ensure_venv() -> None:
         return
     if not venv_python().exists():
         print(f"creating {VENV}", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        if subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=False).returncode:
+            raise SystemExit(f"could not create {VENV} (Debian: apt-get install python3-venv)")
     print(f"installing .[bench] into {VENV}", file=sys.stderr, flush=True)
-    subprocess.run(
-        [str(venv_python()), "-m", "pip", "install", "-q", "-e", f"{ROOT}[bench]"],
-        check=True,
-        cwd=ROOT,
-    )
+    install = [str(venv_python()), "-m", "pip", "install", "-q", "-e", f"{ROOT}[bench]"]
+    if subprocess.run(install, cwd=ROOT, check=False).returncode != 0:
+        raise SystemExit(
+            f"could not install the benchmark's packages: {' '.join(install)} failed "
+            f"(see pip's output above); {VENV} is kept, the next run tries again"
+        )
     STAMP.write_text(wanted + "\n")
 
 
