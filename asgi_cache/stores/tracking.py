@@ -114,28 +114,38 @@ async def _call(connection: Any, *args: Any) -> Any:
 
 
 async def _listen(near: NearCache, connection: Any) -> None:
-    """Apply invalidation messages until the connection fails or goes silent."""
+    """Apply invalidation messages until the connection fails or goes silent.
+
+    The read is never cut short by a timeout (redis-py drops a connection whose read is
+    cancelled, and its next command would silently open an untracked one): a silent
+    connection is pinged instead, and lost if the ``PING`` is not answered in time.
+    """
     pinged = False
-    while True:
-        try:
-            async with _timeout(near.health_check):
-                message = await connection.read_response()
-        except asyncio.TimeoutError:
-            if pinged:
-                raise ConnectionError(f"no reply to PING within {near.health_check:g}s") from None
-            await connection.send_command("PING")
-            pinged = True
-            continue
-        pinged = False
-        if isinstance(message, list) and len(message) == 3 and message[0] == b"message":
-            keys = message[2]
-            if keys is None:
-                near.flush()
-            else:
-                for key in keys:
-                    near.drop(key.decode() if isinstance(key, bytes) else str(key))
-        elif isinstance(message, Exception):
-            raise message
+    reading = asyncio.ensure_future(connection.read_response())
+    try:
+        while True:
+            done, _ = await asyncio.wait({reading}, timeout=near.health_check)
+            if not done:
+                if pinged or not connection.is_connected:
+                    raise ConnectionError(f"no reply to PING within {near.health_check:g}s")
+                async with _timeout(near.health_check):
+                    await connection.send_command("PING", check_health=False)
+                pinged = True
+                continue
+            message = reading.result()
+            reading = asyncio.ensure_future(connection.read_response())
+            pinged = False
+            if isinstance(message, list) and len(message) == 3 and message[0] == b"message":
+                keys = message[2]
+                if keys is None:
+                    near.flush()
+                else:
+                    for key in keys:
+                        near.drop(key.decode() if isinstance(key, bytes) else str(key))
+            elif isinstance(message, Exception):
+                raise message
+    finally:
+        reading.cancel()
 
 
 async def _disconnect(connection: Any) -> None:
