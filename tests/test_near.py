@@ -32,7 +32,7 @@ def _tier(max_bytes: int = 10_000) -> NearCache:
 
 def test_a_read_is_kept_until_its_redis_ttl() -> None:
     near = _tier()
-    near.insert("p:k", b"v", 5000, near.epoch, started=100.0)
+    near.insert("p:k", b"v", 5000, near.reading("p:k"))
     assert near.lookup("p:k") == b"v"
     near.clock = lambda: 105.0
     assert near.lookup("p:k") is None
@@ -40,17 +40,25 @@ def test_a_read_is_kept_until_its_redis_ttl() -> None:
 
 def test_a_read_overtaken_by_an_invalidation_is_not_kept() -> None:
     near = _tier()
-    epoch = near.epoch
-    near.drop("p:other")  # any invalidation while the read was in flight
-    near.insert("p:k", b"v", 5000, epoch, started=100.0)
+    started = near.reading("p:k")
+    near.drop("p:k")  # its key's invalidation arrived while the read was in flight
+    near.insert("p:k", b"v", 5000, started)
     assert near.lookup("p:k") is None
+
+
+def test_a_read_is_kept_despite_invalidations_of_other_keys() -> None:
+    near = _tier()
+    started = near.reading("p:k")
+    near.drop("p:other")
+    near.insert("p:k", b"v", 5000, started)
+    assert near.lookup("p:k") == b"v"
 
 
 def test_a_read_overtaken_by_a_flush_is_not_kept() -> None:
     near = _tier()
-    epoch = near.epoch
+    started = near.reading("p:k")
     near.flush()
-    near.insert("p:k", b"v", 5000, epoch, started=100.0)
+    near.insert("p:k", b"v", 5000, started)
     assert near.lookup("p:k") is None
 
 
@@ -58,7 +66,7 @@ def test_nothing_is_kept_while_tracking_is_down() -> None:
     near = _tier()
     near.active = False
     assert not near.admits("p:k")
-    near.insert("p:k", b"v", 5000, near.epoch, started=100.0)
+    near.insert("p:k", b"v", 5000, near.reading("p:k"))
     assert near.lookup("p:k") is None
 
 
@@ -68,10 +76,10 @@ def test_keys_outside_the_prefix_are_not_admitted() -> None:
 
 def test_the_least_recently_used_copy_makes_room() -> None:
     near = _tier(max_bytes=800)
-    near.insert("p:a", b"a" * 100, 5000, near.epoch, 100.0)
-    near.insert("p:b", b"b" * 100, 5000, near.epoch, 100.0)
+    near.insert("p:a", b"a" * 100, 5000, near.reading("p:a"))
+    near.insert("p:b", b"b" * 100, 5000, near.reading("p:b"))
     assert near.lookup("p:a") is not None  # b is now the least recently used
-    near.insert("p:c", b"c" * 100, 5000, near.epoch, 100.0)
+    near.insert("p:c", b"c" * 100, 5000, near.reading("p:c"))
     assert near.lookup("p:b") is None
     assert near.lookup("p:a") is not None
     assert near.stats()["near_evictions"] == 1
@@ -80,14 +88,14 @@ def test_the_least_recently_used_copy_makes_room() -> None:
 
 def test_a_copy_larger_than_the_tier_is_not_kept() -> None:
     near = _tier(max_bytes=300)
-    near.insert("p:k", b"v" * 1000, 5000, near.epoch, 100.0)
+    near.insert("p:k", b"v" * 1000, 5000, near.reading("p:k"))
     assert near.stats()["near_entries"] == 0
 
 
 @pytest.mark.parametrize("ttl_ms", [0, -2])
 def test_a_key_already_gone_in_redis_is_not_kept(ttl_ms: int) -> None:
     near = _tier()
-    near.insert("p:k", b"v", ttl_ms, near.epoch, 100.0)
+    near.insert("p:k", b"v", ttl_ms, near.reading("p:k"))
     assert near.lookup("p:k") is None
 
 

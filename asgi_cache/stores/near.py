@@ -8,9 +8,9 @@ other processes is that every copy is dropped as soon as Redis says its key chan
 * an invalidation message from Redis drops the copies of its keys (``None``: all of them);
 * the store's own ``set`` and ``delete`` drop the key's copy, its own ``invalidate`` and
   ``clear`` every copy, before they return;
-* a read is inserted only if no invalidation at all arrived while it was in flight
-  (:attr:`NearCache.epoch`), so a reply that was overtaken by its key's invalidation is
-  answered but never kept;
+* a read is inserted only if no invalidation of its key (and no flush) arrived while it
+  was in flight (:meth:`NearCache.reading`), so a reply that was overtaken by its key's
+  invalidation is answered but never kept;
 * while tracking is down (a lost subscriber connection, a restarted Redis) the tier is empty
   and bypassed.
 
@@ -65,8 +65,8 @@ class NearCache:
         self.clock = clock
         self._copies: OrderedDict[str, tuple[bytes, float, int]] = OrderedDict()
         self._bytes = 0
-        #: Bumped by every drop and flush: a read inserts only if it saw the current value.
-        self.epoch = 0
+        # Keys being read from Redis -> whether a drop or flush came since the read began.
+        self._reading: dict[str, bool] = {}
         #: Whether tracking is established; the tier is empty and bypassed while it is not.
         self.active = False
         self.hits = 0
@@ -89,14 +89,29 @@ class NearCache:
         """Whether a read of ``key`` may be kept: tracking is up and covers ``key``."""
         return self.active and key.startswith(self.prefix)
 
-    def insert(self, key: str, value: bytes, ttl_ms: int, epoch: int, started: float) -> None:
+    def reading(self, key: str) -> float:
+        """Note that ``key`` is about to be read from Redis; return when (by :attr:`clock`).
+
+        Only the store's one read in flight per key calls this (concurrent gets of a key
+        share a read), and then :meth:`insert` or :meth:`abandon`.  A drop of ``key`` or a
+        flush meanwhile spoils the read: per key, so writes to other keys never do.
+        """
+        self._reading[key] = False
+        return self.clock()
+
+    def abandon(self, key: str) -> None:
+        """The read of ``key`` noted by :meth:`reading` failed: forget it."""
+        self._reading.pop(key, None)
+
+    def insert(self, key: str, value: bytes, ttl_ms: int, started: float) -> None:
         """Keep ``value`` until ``ttl_ms`` after ``started`` (when the read was sent), unless
-        anything was invalidated since ``epoch`` was read or tracking went down meanwhile.
+        the read was spoiled (see :meth:`reading`) or tracking is down.
 
         ``ttl_ms`` is Redis's ``PTTL``: counting it from before the read was sent ends the
         copy no later than the key.  A key without expiry (``-1``) is kept until dropped.
         """
-        if epoch != self.epoch or not self.active or ttl_ms == 0 or ttl_ms < -1:
+        spoiled = self._reading.pop(key, True)
+        if spoiled or not self.active or ttl_ms == 0 or ttl_ms < -1:
             return
         size = sys.getsizeof(key) + sys.getsizeof(value) + COPY_OVERHEAD
         if size > self.max_bytes:
@@ -112,14 +127,16 @@ class NearCache:
         self._bytes += size
 
     def drop(self, key: str) -> None:
-        """Forget ``key``'s copy; reads in flight are not kept either."""
-        self.epoch += 1
+        """Forget ``key``'s copy; a read of it in flight is not kept either."""
+        if key in self._reading:
+            self._reading[key] = True
         if key in self._copies:
             self._remove(key)
 
     def flush(self) -> None:
         """Forget every copy; reads in flight are not kept either."""
-        self.epoch += 1
+        for key in self._reading:
+            self._reading[key] = True
         self.flushes += 1
         self._copies.clear()
         self._bytes = 0

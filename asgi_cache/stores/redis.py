@@ -580,17 +580,23 @@ class RedisStore(Store):
 
         async def call_near() -> bytes | None:
             assert near is not None
-            epoch, started = near.epoch, near.clock()
-            args = (_NEAR_GET_SCRIPT, 1, key)
-            if node is None:
-                reply = await self._client.eval(*args)
-            else:
-                reply = await self._on_node(node, "EVAL", *args)
-            if reply is None:
-                return None
-            value, ttl_ms = _expect(reply, list, "GET with PTTL")
-            value = _expect(value, bytes, "GET")
-            near.insert(key, value, _expect(ttl_ms, int, "PTTL"), epoch, started)
+            started = near.reading(key)
+            try:
+                args = (_NEAR_GET_SCRIPT, 1, key)
+                if node is None:
+                    reply = await self._client.eval(*args)
+                else:
+                    reply = await self._on_node(node, "EVAL", *args)
+                if reply is None:
+                    near.abandon(key)
+                    return None
+                value, ttl_ms = _expect(reply, list, "GET with PTTL")
+                value = _expect(value, bytes, "GET")
+                ttl_ms = _expect(ttl_ms, int, "PTTL")
+            except BaseException:
+                near.abandon(key)
+                raise
+            near.insert(key, value, ttl_ms, started)
             return value
 
         try:
