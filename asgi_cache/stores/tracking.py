@@ -116,36 +116,56 @@ async def _call(connection: Any, *args: Any) -> Any:
 async def _listen(near: NearCache, connection: Any) -> None:
     """Apply invalidation messages until the connection fails or goes silent.
 
-    The read is never cut short by a timeout (redis-py drops a connection whose read is
-    cancelled, and its next command would silently open an untracked one): a silent
-    connection is pinged instead, and lost if the ``PING`` is not answered in time.
+    The read loop is tight: messages already received are applied without yielding to
+    the event loop, so the tier keeps up with a stream of writes however busy the loop
+    is.  The read is never cut short by a timeout (redis-py drops a connection whose read
+    is cancelled, and its next command would silently open an untracked one): a
+    watchdog pings a silent connection instead, and ends it if the ``PING`` goes
+    unanswered.
     """
-    pinged = False
-    reading = asyncio.ensure_future(connection.read_response())
+    heard = [asyncio.get_running_loop().time()]
+    watchdog = asyncio.ensure_future(_watch(near, connection, heard))
+    reading = asyncio.ensure_future(_read(near, connection, heard))
     try:
-        while True:
-            done, _ = await asyncio.wait({reading}, timeout=near.health_check)
-            if not done:
-                if pinged or not connection.is_connected:
-                    raise ConnectionError(f"no reply to PING within {near.health_check:g}s")
-                async with _timeout(near.health_check):
-                    await connection.send_command("PING", check_health=False)
-                pinged = True
-                continue
-            message = reading.result()
-            reading = asyncio.ensure_future(connection.read_response())
-            pinged = False
-            if isinstance(message, list) and len(message) == 3 and message[0] == b"message":
-                keys = message[2]
-                if keys is None:
-                    near.flush()
-                else:
-                    for key in keys:
-                        near.drop(key.decode() if isinstance(key, bytes) else str(key))
-            elif isinstance(message, Exception):
-                raise message
+        done, _ = await asyncio.wait((watchdog, reading), return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
     finally:
+        watchdog.cancel()
         reading.cancel()
+
+
+async def _read(near: NearCache, connection: Any, heard: list[float]) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        message = await connection.read_response()
+        heard[0] = loop.time()
+        if isinstance(message, list) and len(message) == 3 and message[0] == b"message":
+            keys = message[2]
+            if keys is None:
+                near.flush()
+            else:
+                for key in keys:
+                    near.drop(key.decode() if isinstance(key, bytes) else str(key))
+        elif isinstance(message, Exception):
+            raise message
+
+
+async def _watch(near: NearCache, connection: Any, heard: list[float]) -> None:
+    """Return (ending the listener) once the connection stays silent after a ``PING``."""
+    loop = asyncio.get_running_loop()
+    pinged_at: float | None = None
+    while True:
+        await asyncio.sleep(near.health_check)
+        if pinged_at is not None and heard[0] < pinged_at:
+            raise ConnectionError(f"no reply to PING within {near.health_check:g}s")
+        pinged_at = None
+        if loop.time() - heard[0] >= near.health_check:
+            if not connection.is_connected:
+                raise ConnectionError("the tracking connection closed")
+            pinged_at = loop.time()
+            async with _timeout(near.health_check):
+                await connection.send_command("PING", check_health=False)
 
 
 async def _disconnect(connection: Any) -> None:
