@@ -14,6 +14,7 @@ out as itself, never wrapped in an ``ExceptionGroup`` by the task group.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -52,7 +53,8 @@ class Background:
     ) -> None:
         """Run ``app``'s lifespan, with background work inside it.
 
-        ``on_startup`` runs when the application reports its startup complete;
+        ``on_startup`` runs (and is awaited, if it returns an awaitable) when the
+        application reports its startup complete;
         an exception from it is raised into the application's lifespan, which
         reports the failure to the server (Starlette sends ``startup.failed``).
         When the application reports its shutdown complete, or failed, background
@@ -62,7 +64,9 @@ class Background:
 
         async def lifespan_send(message: Message) -> None:
             if message["type"] == "lifespan.startup.complete":
-                on_startup()
+                started = on_startup()
+                if inspect.isawaitable(started):
+                    await started
             elif message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
                 self._tasks = None
                 tasks.cancel_scope.cancel()  # background refreshes end here

@@ -7,6 +7,7 @@ route) and, through :func:`get_cache`, from inside any route.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -182,7 +183,7 @@ class Cache:
             ("invalidation_wait", invalidation_wait),
         ):
             check_seconds("Cache", name, seconds)
-        self.store: Store = store if store is not None else MemoryStore()
+        self.store: Store = _checked_store(store, clock)
         self.prefix = prefix
         self.honor_request_cache_control = honor_request_cache_control
         self.cache_status_key = bool(cache_status_key)
@@ -208,11 +209,19 @@ class Cache:
 
         ``rediss://`` (TLS) and ``unix://`` work too; ``?cluster=true`` makes it
         a Redis Cluster client.  Other stores add their schemes with
-        :func:`~asgi_cache.register_scheme`.  Keyword arguments go to :class:`Cache`.
+        :func:`~asgi_cache.register_scheme`.  Keyword arguments that
+        :class:`Cache` takes go to it; the others go to the store: for Redis
+        the store's ``timeout`` / ``failure_threshold`` / ``cooldown`` /
+        ``cluster`` and the client's ``password``, ``username``, ``db``, socket
+        timeouts, ``ssl_*`` files... (:data:`~asgi_cache.stores.registry.REDIS_OPTIONS`),
+        for memory ``max_bytes``, ``max_entries``, ``clock``, ``clear_on_close``.
+        One neither takes raises ``TypeError`` listing what is accepted.
         """
         from asgi_cache.stores.registry import open_url
 
-        return cls(open_url(url), **kwargs)
+        own = {name: value for name, value in kwargs.items() if name in _CACHE_ARGUMENTS}
+        options = {name: value for name, value in kwargs.items() if name not in own}
+        return cls(open_url(url, **options), **own)
 
     async def invalidate(self, *tags: str) -> int:
         """Remove every entry stored under any of ``tags``; return how many.
@@ -294,6 +303,27 @@ class Cache:
             "invalidations_pending": len(self.pending),
             **self.store.stats(),
         }
+
+    async def check_store(self) -> bool:
+        """Ask the store whether it answers (the middleware does it at startup); log
+        one WARNING if not.
+
+        The warning is the outage's one: the store's breaker is open from then
+        on, so the requests that follow bypass the store quietly until it is
+        back (which the store logs).  Never raises: an app whose cache is down
+        still starts and serves, uncached.
+        """
+        try:
+            await self.store.check()
+        except Exception as exc:
+            self.counters.store_errors += 1
+            logger.warning(
+                "asgi-cache: the store does not answer at startup (%s); requests bypass "
+                "the cache until it does",
+                exc,
+            )
+            return False
+        return True
 
     async def aclose(self) -> None:
         """Release the store's connections (the middleware does it at shutdown)."""
@@ -379,13 +409,54 @@ class Cache:
         return memoizer
 
 
+def _checked_store(store: object, clock: Callable[[], float]) -> Store:
+    """``store``, refused early unless it is a :class:`Store`; a memory store keeps
+    to the cache's ``clock`` unless it was given its own.
+
+    Accepted blindly, a URL or a bare Redis client would fail on every request
+    (each logging a traceback) and again at shutdown.
+    """
+    if store is None:
+        return MemoryStore(clock=clock)
+    if isinstance(store, str):
+        from asgi_cache.stores.urls import redact_url
+
+        raise TypeError(
+            f"Cache: store must be a Store, not a URL; open one with "
+            f"Cache.from_url({redact_url(store)!r}, ...)"
+        )
+    if not isinstance(store, Store):
+        hint = ""
+        if type(store).__module__.startswith("redis"):
+            hint = "; wrap a redis client in RedisStore(client)"
+        raise TypeError(
+            f"Cache: store must be a Store (MemoryStore, RedisStore or your own), "
+            f"got {type(store).__qualname__}{hint}"
+        )
+    if isinstance(store, MemoryStore):
+        store.follow_clock(clock)
+    return store
+
+
 def _itself(path: str) -> list[str]:
     return [path]
 
 
+#: The keyword arguments of :class:`Cache`, which ``from_url`` keeps for the cache.
+_CACHE_ARGUMENTS = frozenset(inspect.signature(Cache.__init__).parameters) - {"self", "store"}
+
+
 def get_cache(request: HTTPConnection) -> Cache:
-    """The :class:`Cache` serving this request, to invalidate from inside a route."""
+    """The :class:`Cache` serving this request, to invalidate from inside a route.
+
+    ``LookupError`` naming the fix when the request did not pass through
+    :class:`~asgi_cache.CacheMiddleware` (it is what puts the cache in the scope).
+    """
     cache = request.scope.get(SCOPE_KEY)
     if not isinstance(cache, Cache):
-        raise LookupError("get_cache: this request did not pass through CacheMiddleware")
+        raise LookupError(
+            "get_cache: this request did not pass through CacheMiddleware; add it with "
+            "app.add_middleware(CacheMiddleware, cache=...) (it must wrap the routes "
+            "that call get_cache, so not only a sub-application's)"
+        )
     return cache

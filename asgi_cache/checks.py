@@ -16,13 +16,16 @@ type, ``ValueError`` for one out of range, as Python itself does).
 from __future__ import annotations
 
 import math
+import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from asgi_cache.headers import is_token
 from asgi_cache.policy import NEVER_STORED
 
 __all__ = [
+    "FOREIGN_ARGUMENTS",
     "check_body_size",
     "check_data_key",
     "check_header_names",
@@ -30,6 +33,10 @@ __all__ = [
     "check_statuses",
     "check_tags",
     "check_ttl",
+    "foreign_arguments",
+    "key_failure_hint",
+    "parse_duration",
+    "refuse_bare_decorator",
     "tag_fields",
 ]
 
@@ -47,14 +54,36 @@ def _is_storable_status(status: object) -> bool:
 # -- lifetimes -----------------------------------------------------------------
 
 
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*\Z", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in a duration string such as cashews' ``"1h"`` or ``"90s"``; ``None`` if not one.
+
+    Used only to suggest the number to write: durations are given in seconds.
+    """
+    match = _DURATION.match(text)
+    if match is None:
+        return None
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+
+
 def check_ttl(owner: str, ttl: float | None, name: str = "ttl") -> float | None:
     """``ttl`` (the argument ``name``) as float seconds (positive, finite) or ``None``.
 
     ``None`` defers to the response's ``max-age`` or the cache's default; a
-    caller for which there is nothing to defer to refuses it itself.
+    caller for which there is nothing to defer to refuses it itself.  A
+    duration string (``"1h"``) is refused with the number it stands for, rather
+    than read: one unit everywhere keeps a ``ttl`` unambiguous in review.
     """
     if ttl is None:
         return None
+    if isinstance(ttl, str) and (seconds := parse_duration(ttl)) is not None:
+        raise TypeError(
+            f"{owner}: {name} is a number of seconds, not a duration string: "
+            f"write {name}={seconds:g} for {ttl!r}"
+        )
     if not _is_number(ttl):
         raise TypeError(f"{owner}: {name} must be a number of seconds, got {ttl!r}")
     if not 0 < ttl < math.inf:
@@ -182,3 +211,82 @@ def check_data_key(owner: str, key: str) -> str:
     if not key:
         raise ValueError(f"{owner}: key must not be empty")
     return key
+
+
+# -- misuse ----------------------------------------------------------------------
+
+#: Arguments of other caching libraries, and what to write here instead.  People
+#: come from Flask-Caching, fastapi-cache2 and cashews with their spelling in
+#: their fingers; a bare "unexpected keyword argument" does not say where to go.
+FOREIGN_ARGUMENTS: Mapping[str, str] = {
+    "expire": "asgi-cache calls it ttl= (seconds)",
+    "timeout": "asgi-cache calls it ttl= (seconds)",
+    "ttl_seconds": "asgi-cache calls it ttl= (seconds)",
+    "key_builder": "asgi-cache calls it key= (a callable taking the request, returning a key part)",
+    "make_cache_key": "asgi-cache calls it key= (a callable taking the request)",
+    "key_prefix": "set a prefix once for the whole cache: Cache(prefix=...)",
+    "namespace": "set a prefix once for the whole cache: Cache(prefix=...)",
+    "prefix": "set a prefix once for the whole cache: Cache(prefix=...)",
+    "coder": "entries are stored as the response's bytes: there is no coder to choose",
+    "serializer": "entries are stored as the response's bytes: there is no serializer to choose",
+    "query_string": "the canonical query string is always part of the key",
+    "unless": "return Cache-Control: no-store from the endpoint to skip storing a response",
+    "condition": "use statuses= to choose what is stored",
+    "response_filter": "use statuses= to choose what is stored",
+}
+
+
+def foreign_arguments(owner: str, given: Mapping[str, Any], accepted: Iterable[str]) -> None:
+    """Refuse keyword arguments ``owner`` does not take, with a hint where one helps.
+
+    A ``TypeError``, as Python's own for an unexpected keyword, but naming the
+    argument to write instead (``expire=`` is ``ttl=``) and the accepted ones.
+    """
+    if not given:
+        return
+    name = next(iter(given))
+    hint = FOREIGN_ARGUMENTS.get(name)
+    advice = f"; {hint}" if hint else ""
+    raise TypeError(
+        f"{owner}: unexpected keyword argument {name!r}{advice} (accepted: {', '.join(accepted)})"
+    )
+
+
+def refuse_bare_decorator(decorator: str, fn: object) -> None:
+    """Refuse a marker used without parentheses (``@cached`` on ``fn``).
+
+    Left alone, the function would become the marker's first argument and the
+    route would be replaced by the marker's inner function, which FastAPI then
+    reads as a route with a required ``fn`` query parameter (a 422 on every
+    request).  Failing at import names the line to fix.
+    """
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    raise TypeError(
+        f"@{decorator} on {name} is used without parentheses: write @{decorator}() "
+        f"(or @{decorator}(...) with arguments)"
+    )
+
+
+#: What Starlette says when a request attribute's middleware is not in front of the
+#: code reading it, and that middleware's name.
+_MISSING_MIDDLEWARE = re.compile(r"(\w+Middleware) must be installed to access request\.(\w+)")
+
+
+def key_failure_hint(exc: BaseException) -> str | None:
+    """How to fix a ``key=`` function that failed for want of a middleware, or ``None``.
+
+    A key function runs before routing, inside ``CacheMiddleware``: it sees only
+    what the middlewares *outside* the cache put in the scope.  Starlette's
+    ``request.session`` (``request.user``, ``request.auth``) then fails with an
+    ``AssertionError`` on every request; the fix is the order of
+    ``add_middleware`` calls, where the last added runs first.
+    """
+    match = _MISSING_MIDDLEWARE.search(str(exc))
+    if match is None:
+        return None
+    middleware, attribute = match.groups()
+    return (
+        f"request.{attribute} needs {middleware} outside CacheMiddleware: call "
+        f"app.add_middleware({middleware}, ...) after app.add_middleware(CacheMiddleware, ...) "
+        f"(the last one added runs first)"
+    )

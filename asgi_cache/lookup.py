@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from starlette.requests import Request
 from starlette.types import Receive, Scope
 
+from asgi_cache.checks import key_failure_hint
 from asgi_cache.headers import accepted_codings
 from asgi_cache.keys import canonical_query, entry_key, path_tag, tag_key, variant_key
 from asgi_cache.policy import RequestDirectives, request_directive
@@ -30,7 +31,7 @@ from asgi_cache.routes import (
 from asgi_cache.status import Detail, Forward
 from asgi_cache.variants import request_values
 
-__all__ = ["Lookup", "look_up"]
+__all__ = ["Lookup", "look_up", "request_tags"]
 
 logger = logging.getLogger("asgi_cache")
 
@@ -48,6 +49,7 @@ class Lookup:
         "if_modified_since",
         "if_none_match",
         "key",
+        "key_part",
         "primary",
         "route",
         "route_path",
@@ -65,6 +67,7 @@ class Lookup:
         fwd: Forward,
         if_modified_since: bytes | None = None,
         directives: RequestDirectives | None = None,
+        key_part: str | None = None,
     ) -> None:
         self.route = route
         self.route_path = route_path  #: the path the router matches
@@ -76,6 +79,7 @@ class Lookup:
         self.if_modified_since = if_modified_since  #: the request's date validator, if any
         #: the client's request directives, when honoured and it sent some
         self.directives = directives
+        self.key_part = key_part  #: what the route's key function returned, as keyed
         self.primary = key  #: the page key: holds the entry, or the vary record
         self.varied: tuple[bytes, ...] = ()  #: the vary record's names, once one is found
 
@@ -95,12 +99,39 @@ class Lookup:
         own path's tag too, for ``Cache.invalidate_path`` of that very spelling.
         """
         route_path = self.route_path
-        tags = [tag_key(prefix, tag) for tag in self.route.tags(route_path)]
+        tags = [tag_key(prefix, tag) for tag in self.route.tags(route_path, self.key_part)]
         canonical = self.route.canonical_path(route_path)
         tags.append(path_tag(prefix, canonical))
         if canonical != route_path:
             tags.append(path_tag(prefix, route_path))
         return tags
+
+
+def _key_failed(route: ReadRoute, exc: Exception) -> None:
+    """Log a failing ``key=`` function once per route until it works again.
+
+    Its requests bypass the cache meanwhile; a traceback per request would
+    bury everything else in the log.  A failure for want of a middleware in
+    front of the cache gets the fix instead of a traceback.
+    """
+    if route.key_failing:
+        logger.debug("asgi-cache: key function of %s failed again: %r", route.label, exc)
+        return
+    route.key_failing = True
+    hint = key_failure_hint(exc)
+    if hint is not None:
+        logger.warning(
+            "asgi-cache: key function of %s failed: %s; its requests bypass the cache",
+            route.label,
+            hint,
+        )
+        return
+    logger.warning(
+        "asgi-cache: key function of %s failed; its requests bypass the cache until it "
+        "works again (logged once)",
+        route.label,
+        exc_info=exc,
+    )
 
 
 async def look_up(
@@ -165,17 +196,22 @@ async def look_up(
         return bypass
 
     custom = b""
+    key_part = None
     if route.rule.key is not None:
         try:
             part = route.rule.key(Request(scope, receive))
             if inspect.isawaitable(part):
                 part = await part
-            custom = str(part).encode("utf-8", "surrogatepass")
-        except Exception:
-            logger.warning("asgi-cache: key function of %s failed", route.label, exc_info=True)
+            key_part = str(part)
+            custom = key_part.encode("utf-8", "surrogatepass")
+        except Exception as exc:
+            _key_failed(route, exc)
             if directives is not None and directives.only_if_cached:
                 return Detail.ONLY_IF_CACHED
             return Detail.KEY_ERROR
+        if route.key_failing:
+            route.key_failing = False
+            logger.info("asgi-cache: key function of %s works again", route.label)
 
     codings = accepted_codings(accept_encoding) if route.key_codings else b""
     root_path: str = scope.get("root_path", "")
@@ -189,5 +225,40 @@ async def look_up(
     key = entry_key(prefix, parts, values)
     head = scope["method"] == "HEAD"
     return Lookup(
-        route, route_path, key, codings, if_none_match, head, fwd, if_modified_since, directives
+        route,
+        route_path,
+        key,
+        codings,
+        if_none_match,
+        head,
+        fwd,
+        if_modified_since,
+        directives,
+        key_part,
     )
+
+
+async def request_tags(route: ReadRoute, scope: Scope) -> list[str] | None:
+    """The tags the route's ``tags=`` callable gives this request, or ``None``
+    when it raised or returned anything but strings (logged as a warning).
+
+    Called on a miss only, so a hit never runs it.  The request it receives
+    cannot read the body: the application has yet to.
+    """
+    function = route.rule.tag_function
+    if function is None:
+        return []
+    try:
+        found = function(Request(scope))
+        if inspect.isawaitable(found):
+            found = await found
+        if isinstance(found, (str, bytes)):
+            raise TypeError(f"expected an iterable of tags, got the one value {found!r}")
+        tags = list(found)
+        for tag in tags:
+            if not isinstance(tag, str) or not tag:
+                raise TypeError(f"every tag must be a non-empty string, got {tag!r}")
+    except Exception:
+        logger.warning("asgi-cache: tags function of %s failed", route.label, exc_info=True)
+        return None
+    return tags

@@ -10,7 +10,8 @@ endpoint.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,6 +24,8 @@ from asgi_cache.checks import (
     check_statuses,
     check_tags,
     check_ttl,
+    foreign_arguments,
+    refuse_bare_decorator,
 )
 from asgi_cache.headers import parse_cache_control
 
@@ -32,6 +35,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Returns the part of the key the route computes itself (a user id, a tenant).
 KeyFunction = Callable[[Request], Any]
+
+#: Returns the tags of the response a request is about to get (sync or async).
+TagFunction = Callable[[Request], Iterable[str] | Awaitable[Iterable[str]]]
 
 CACHED_ATTR = "__asgi_cache__"
 INVALIDATES_ATTR = "__asgi_cache_invalidates__"
@@ -51,6 +57,8 @@ class CacheRule:
     stale_while_revalidate: float | None = None
     stale_if_error: float | None = None
     shared: bool = False
+    #: ``tags=`` given as a callable: the request's own tags, read on a miss.
+    tag_function: TagFunction | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +75,7 @@ def _name(fn: Any) -> str:
 def cached(
     ttl: float | None = None,
     *,
-    tags: Iterable[str] = (),
+    tags: Iterable[str] | TagFunction = (),
     vary: Iterable[str] = (),
     key: KeyFunction | None = None,
     statuses: Iterable[int] | None = None,
@@ -76,15 +84,27 @@ def cached(
     stale_while_revalidate: float | None = None,
     stale_if_error: float | None = None,
     shared: bool = False,
+    **unknown: Any,
 ) -> Callable[[F], F]:
     """Mark a GET route as cached.
+
+    Always with parentheses (``@cached()``): used bare, it raises ``TypeError``
+    at import instead of silently replacing the endpoint.  Arguments of other
+    caching libraries (``expire=``, ``key_builder=``...) raise ``TypeError``
+    naming what to write here.
 
     :param ttl: seconds a stored response stays fresh, counted from when it
         is received, whatever its status or directives say about freshness.
         ``None`` takes the response's own ``s-maxage`` / ``max-age`` /
         ``Expires``, else the cache's heuristic (see :class:`~asgi_cache.Cache`).
     :param tags: invalidation tags; ``{name}`` placeholders are filled from the
-        route's path parameters (``"product:{pid}"``).
+        route's path parameters (``"product:{pid}"``), and ``{key}`` from the
+        ``key`` function's result (``"dashboard:user:{key}"``), so that one
+        user's page can be invalidated without the others'.  Or a callable,
+        ``tags(request) -> tags`` (sync or async), called on a miss with the
+        request (its body unreadable): its strings are the tags, as they are.
+        If it raises or returns something else than strings, the response is
+        forwarded unstored (``detail=key-error``).
     :param vary: request header names added to the key (on top of the cache's
         own), e.g. ``("accept-language",)`` or ``("authorization",)`` for
         per-user pages.  Naming a credential header here allows requests that
@@ -118,6 +138,9 @@ def cached(
         a ``key`` route carry ``Cache-Control: private``, since no ``Vary`` can
         name a session or a token's claim (RFC 9111 §5.2.2.7).
     """
+    if callable(ttl):
+        refuse_bare_decorator("cached", ttl)
+    foreign_arguments("@cached", unknown, _CACHED_ARGUMENTS)
 
     def mark(fn: F) -> F:
         setattr(
@@ -142,10 +165,16 @@ def cached(
     return mark
 
 
+#: What ``@cached`` takes, as its error for an unknown argument lists it.
+_CACHED_ARGUMENTS = tuple(
+    name for name in inspect.signature(cached).parameters if name != "unknown"
+)
+
+
 def _cache_rule(
     owner: str,
     ttl: float | None,
-    tags: Iterable[str],
+    tags: Iterable[str] | TagFunction,
     vary: Iterable[str],
     key: KeyFunction | None,
     statuses: Iterable[int] | None,
@@ -174,6 +203,9 @@ def _cache_rule(
         if window is not None:
             check_seconds(owner, name, window)
     _check_shared(owner, key, shared, cache_control)
+    tag_function: TagFunction | None = None
+    if callable(tags):
+        tag_function, tags = tags, ()
     return CacheRule(
         ttl=checked_ttl,
         tags=check_tags(owner, tags),
@@ -185,6 +217,7 @@ def _cache_rule(
         stale_while_revalidate=stale_while_revalidate,
         stale_if_error=stale_if_error,
         shared=shared,
+        tag_function=tag_function,
     )
 
 
@@ -221,6 +254,9 @@ def invalidates(*tags: str) -> Callable[[F], F]:
     path is invalidated after any successful unsafe request, marked or not.
     """
 
+    if len(tags) == 1 and callable(tags[0]):
+        refuse_bare_decorator("invalidates", tags[0])
+
     def mark(fn: F) -> F:
         rule = InvalidationRule(tags=check_tags(f"@invalidates on {_name(fn)}", tags))
         setattr(fn, INVALIDATES_ATTR, rule)
@@ -232,6 +268,28 @@ def invalidates(*tags: str) -> Callable[[F], F]:
 def cache_rule(endpoint: Any, method: str) -> CacheRule | None:
     """The ``@cached`` rule of ``endpoint`` for ``method`` (HTTPEndpoint aware)."""
     return _rule(endpoint, method, CACHED_ATTR)  # type: ignore[no-any-return]
+
+
+def cached_method(endpoint: Any, methods: Iterable[str] | None) -> str | None:
+    """The method whose handler carries ``@cached`` on a route serving no GET, if any.
+
+    Only GET (and HEAD, answered from it) is ever cached, so such a marker would be
+    ignored: the startup check reports it rather than leave the route uncached
+    without a word.  ``methods`` ``None`` is a route taking any method.  On an
+    ``HTTPEndpoint`` a marked ``post`` / ``put`` / ``patch`` / ``delete`` handler
+    is such a marker too.
+    """
+    if isinstance(endpoint, type):
+        for method in ("DELETE", "PATCH", "POST", "PUT"):
+            if hasattr(getattr(endpoint, method.lower(), None), CACHED_ATTR):
+                return method
+        return None
+    if methods is None or "GET" in methods:
+        return None
+    for method in sorted(methods):
+        if _rule(endpoint, method, CACHED_ATTR) is not None:
+            return method
+    return None
 
 
 def invalidation_rule(endpoint: Any, method: str) -> InvalidationRule | None:

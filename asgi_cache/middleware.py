@@ -128,7 +128,7 @@ class CacheMiddleware:
                     scope,
                     receive,
                     send,
-                    on_startup=lambda: self._compile(scope),
+                    on_startup=lambda: self._start(scope),
                     on_shutdown=self.cache.aclose,
                 )
             else:
@@ -147,6 +147,11 @@ class CacheMiddleware:
             await self._write(table, scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    async def _start(self, scope: Scope) -> None:
+        """Lifespan startup: compile the routes, then see that the store answers."""
+        self._compile(scope)
+        await self.cache.check_store()
 
     def _compile(self, scope: Scope) -> RouteTable:
         """Compile the routing table (at each lifespan startup, or the first request)."""
@@ -342,17 +347,7 @@ class CacheMiddleware:
             self.cache.counters.stale_served += 1
             age = stale.age(now)
             status_line = stood_in(stale.fresh_for - age, responder.origin_status)
-            if cache.cache_status_key:
-                status_line = with_key(status_line, lookup.key)
-            await send_entry(
-                stale,
-                age,
-                status_line,
-                send,
-                lookup.head,
-                lookup.if_none_match,
-                lookup.if_modified_since,
-            )
+            await self._answer(lookup, stale, age, status_line, send)
 
     def _keyed(self, lookup: Lookup, detail: Detail) -> bytes:
         """The ``Cache-Status`` of a looked-up request forwarded unstored for ``detail``."""
@@ -387,17 +382,8 @@ class CacheMiddleware:
         if entry.stored_at <= since and reuse(entry, now) is not Reuse.FRESH:
             return False
         cache.counters.collapsed += 1
-        status_line = forwarded(lookup.fwd, collapsed=True)
-        if cache.cache_status_key:
-            status_line = with_key(status_line, lookup.key)
-        await send_entry(
-            entry,
-            entry.age(now),
-            status_line,
-            send,
-            lookup.head,
-            lookup.if_none_match,
-            lookup.if_modified_since,
+        await self._answer(
+            lookup, entry, entry.age(now), forwarded(lookup.fwd, collapsed=True), send
         )
         return True
 
@@ -407,8 +393,14 @@ class CacheMiddleware:
         cache = self.cache
         cache.counters.stale_served += 1
         age = entry.age(now)
-        status_line = hit(entry.fresh_for - age, why)
-        if cache.cache_status_key:
+        await self._answer(lookup, entry, age, hit(entry.fresh_for - age, why), send)
+
+    async def _answer(
+        self, lookup: Lookup, entry: Entry, age: float, status_line: bytes, send: Send
+    ) -> None:
+        """Answer ``lookup`` from ``entry`` with ``Cache-Status: status_line`` (and the
+        key, when shown).  The hit path spells this out: one call frame less."""
+        if self.cache.cache_status_key:
             status_line = with_key(status_line, lookup.key)
         await send_entry(
             entry,

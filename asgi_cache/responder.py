@@ -38,8 +38,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_cache.cache import Cache
 from asgi_cache.entry import Entry, VaryRecord, encode, encode_record
 from asgi_cache.flight import Leadership
-from asgi_cache.keys import variant_key
-from asgi_cache.lookup import Lookup
+from asgi_cache.keys import tag_key, variant_key
+from asgi_cache.lookup import Lookup, request_tags
 from asgi_cache.policy import (
     coding_refused,
     entry_times,
@@ -109,6 +109,7 @@ class Responder:
         "storing",
         "tags",
         "timer",
+        "unpersisted",
         "validating",
         "validators",
     )
@@ -132,7 +133,8 @@ class Responder:
         self.stand_in = stand_in  # a stale entry waits to answer if the application fails
         self.tags: list[str] = []
         self.fence: Fence | None = None
-        self.persist = True  # False: the store failed (Cache-Status says store-unavailable)
+        self.persist = True  # False: not stored, for the reason in unpersisted
+        self.unpersisted = Detail.STORE_UNAVAILABLE  # a tags function failing: KEY_ERROR
         self.timer: anyio.CancelScope | None = None  # cuts off a slow application
         self.held: Message | None = None  # the response start, until the first body
         self.start: Message = {}  # the response start as it will be stored
@@ -163,7 +165,7 @@ class Responder:
         """Run ``app`` for this miss; the leadership is released however it ends."""
         self.request_headers = scope["headers"]
         try:
-            await self._take_fence()
+            await self._take_fence(scope)
             if self.validators:  # RFC 9111 §4.3.1: ask whether the entry is still good
                 scope = {**scope, "headers": conditional_headers(scope["headers"], self.validators)}
             if not self.stand_in:
@@ -175,12 +177,20 @@ class Responder:
                 with anyio.CancelScope(shield=True):
                     await self.leadership.release()
 
-    async def _take_fence(self) -> None:
+    async def _take_fence(self, scope: Scope) -> None:
         """Fence the store on the entry's tags, so that an invalidation while the
         application computes prevents storing.  When the store cannot give a
-        fence, the response is neither stored nor handed to followers."""
+        fence, or the route's tags function fails, the response is neither
+        stored nor handed to followers."""
         cache = self.cache
         self.tags = self.lookup.tags(cache.prefix)
+        if self.lookup.route.rule.tag_function is not None:
+            found = await request_tags(self.lookup.route, scope)
+            if found is None:
+                self.persist = False
+                self.unpersisted = Detail.KEY_ERROR
+                return
+            self.tags += [tag_key(cache.prefix, tag) for tag in found]
         try:
             self.fence = await cache.store.fence(self.tags)
         except Exception as exc:
@@ -267,7 +277,7 @@ class Responder:
                 if refused is None:
                     status = self._status(stored=True)
                 elif not self.persist:
-                    status = self._status(Detail.STORE_UNAVAILABLE)
+                    status = self._status(self.unpersisted)
                 else:
                     status = self._status(refused)
                 await self._release(status)
@@ -381,7 +391,7 @@ class Responder:
         if reason is None:
             status = self._status(stored=True)
         elif not self.persist:
-            status = self._status(Detail.STORE_UNAVAILABLE)
+            status = self._status(self.unpersisted)
         else:
             status = self._status(reason)
         lookup = self.lookup

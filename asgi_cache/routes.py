@@ -39,7 +39,13 @@ from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute, com
 from asgi_cache.checks import tag_fields
 from asgi_cache.conditional import ORIGIN_PRECONDITIONS
 from asgi_cache.invalidation import SAFE_METHODS
-from asgi_cache.markers import CacheRule, InvalidationRule, cache_rule, invalidation_rule
+from asgi_cache.markers import (
+    CacheRule,
+    InvalidationRule,
+    cache_rule,
+    cached_method,
+    invalidation_rule,
+)
 from asgi_cache.policy import UNSAFE_METHODS
 
 if TYPE_CHECKING:
@@ -153,20 +159,37 @@ def _label(method: str, flat: _Flat) -> str:
     return f"{method} {flat.path} ({name})"
 
 
-def _fill_tags(flat: _Flat, templates: Sequence[str], label: str) -> tuple[str, ...]:
+#: The placeholder a ``@cached(key=...)`` route's tags fill with the key part.
+KEY_FIELD = "key"
+
+
+def _fill_tags(
+    flat: _Flat, templates: Sequence[str], label: str, *, keyed: bool = False
+) -> tuple[str, ...]:
+    """Check ``templates`` against the route; ``keyed``: it has a key function,
+    whose result fills ``{key}`` (then no path parameter may be named ``key``)."""
     for template in templates:
-        repeated = [name for name in tag_fields(template) if name in flat.repeated]
+        fields = tag_fields(template)
+        if keyed and KEY_FIELD in fields and KEY_FIELD in flat.prefix.names:
+            raise CacheConfigError(
+                f"route {label}: tag {template!r}: {{key}} would mean both the path "
+                "parameter 'key' and the result of key=; rename the path parameter"
+            )
+        repeated = [name for name in fields if name in flat.repeated]
         if repeated:
             raise CacheConfigError(
                 f"route {label}: tag {template!r} uses path parameter {repeated[0]!r}, "
                 "which more than one level of the path names"
             )
-        unknown = [name for name in tag_fields(template) if name not in flat.params]
+        unknown = [
+            name for name in fields if name not in flat.params and not (keyed and name == KEY_FIELD)
+        ]
         if unknown:
-            known = ", ".join(flat.params) or "none"
+            known = ", ".join((*flat.params, *((KEY_FIELD,) if keyed else ()))) or "none"
+            hint = "" if keyed or unknown[0] != KEY_FIELD else "; {key} needs @cached(key=...)"
             raise CacheConfigError(
                 f"route {label}: tag {template!r} uses unknown path parameter "
-                f"{unknown[0]!r} (known: {known})"
+                f"{unknown[0]!r} (known: {known}){hint}"
             )
     return tuple(templates)
 
@@ -182,10 +205,11 @@ class _Tagged:
     # The parameters whose value the application sees apart from their text, in path order.
     canons: dict[str, _Canon]
 
-    def tags(self, path: str) -> list[str]:
+    def tags(self, path: str, key_part: str | None = None) -> list[str]:
         """The route's tag templates filled from ``path``'s parameters, as the
         application sees them: ``/products/01`` fills ``{pid}`` of an ``int``
-        parameter with ``1``, as ``/products/1`` does, so both are invalidated."""
+        parameter with ``1``, as ``/products/1`` does, so both are invalidated.
+        ``key_part``, the result of a ``key=`` function, fills ``{key}``."""
         if not self.tag_templates:
             return []
         match = self.regex.match(path)
@@ -194,6 +218,8 @@ class _Tagged:
             text = params.get(name)
             if text is not None:
                 params[name] = canon(text)
+        if key_part is not None:
+            params[KEY_FIELD] = key_part
         return [template.format_map(params) for template in self.tag_templates]
 
     def canonical_path(self, path: str) -> str:
@@ -251,6 +277,9 @@ class ReadRoute(_Tagged):
     # named in the Vary of its responses.
     vary_names: tuple[bytes, ...]
     private: bool  # keyed by a key= callable, not shared=True: Cache-Control: private
+    # The key= callable failed and that was logged; cleared when it works again,
+    # so a failing key function is reported once per route and outage.
+    key_failing: bool = False
 
 
 @dataclass(slots=True)
@@ -482,7 +511,7 @@ def _read_route(
     bypass = [name.encode("latin-1") for name in cache.credential_headers if name not in keyed]
     return ReadRoute(
         regex=flat.regex,
-        tag_templates=_fill_tags(flat, rule.tags, label),
+        tag_templates=_fill_tags(flat, rule.tags, label, keyed=rule.key is not None),
         canons=canons,
         label=label,
         rule=rule,
@@ -612,6 +641,32 @@ def find_routes(app: Any) -> tuple[Sequence[BaseRoute] | None, bool]:
 _COMPRESSORS = ("gzip", "brotli", "compress", "zstd", "deflate")
 
 
+def _check_cached_without_get(flats: Sequence[_Flat]) -> None:
+    """Fail startup for ``@cached`` on a route that serves no GET.
+
+    Only GET responses are cached, so the marker would silently do nothing: an
+    error naming the route is what its author needs (``@invalidates`` is the
+    marker for write routes).  An endpoint that some other route serves for GET
+    is fine: the marker works there.
+    """
+    read_endpoints = [
+        flat.endpoint for flat in flats if flat.methods is None or "GET" in flat.methods
+    ]
+    for flat in flats:
+        endpoint = flat.endpoint
+        if endpoint is None or (
+            not isinstance(endpoint, type) and any(endpoint is e for e in read_endpoints)
+        ):
+            continue
+        method = cached_method(endpoint, flat.methods)
+        if method is not None:
+            raise CacheConfigError(
+                f"route {_label(method, flat)}: @cached only caches GET (and HEAD) "
+                f"responses, not {method}; remove @cached there, or use @invalidates(...) "
+                f"to drop cached pages after a write"
+            )
+
+
 def compile_routes(
     routes: Sequence[BaseRoute], cache: Cache, *, compressed: bool = False
 ) -> RouteTable:
@@ -621,6 +676,7 @@ def compile_routes(
     routes: bodies then depend on ``Accept-Encoding``, which joins every key.
     """
     flats = list(_flatten(routes, _Prefix()))
+    _check_cached_without_get(flats)
     reads: list[ReadRoute | None] = []
     writes: list[dict[str, WriteRoute]] = []
     for flat in flats:

@@ -1,6 +1,6 @@
 """A FastAPI app cached by asgi-cache on the in-memory default.
 
-Run it with ``uvicorn examples.quickstart:app`` and try::
+Run it with ``.venv/bin/python -m uvicorn examples.quickstart:app`` and try::
 
     curl -i "http://127.0.0.1:8000/slow?q=42"    # ~1 s, Cache-Status: fwd=uri-miss; stored
     curl -i "http://127.0.0.1:8000/slow?q=42"    # instant, Cache-Status: hit, Age: ...

@@ -2,7 +2,8 @@
 
 Run it with two workers::
 
-    ASGI_CACHE_URL=redis://127.0.0.1:6379/0 uvicorn examples.redis_app:app --workers 2
+    ASGI_CACHE_URL=redis://127.0.0.1:6379/0 \\
+        .venv/bin/python -m uvicorn examples.redis_app:app --workers 2
 
 and try::
 

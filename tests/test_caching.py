@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from asgi_cache import Cache, CacheMiddleware, cached
+from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached
 from asgi_cache.status import Detail
 from tests.helpers import (
     STALE_STORED,
@@ -297,7 +297,8 @@ async def test_unmarked_route_is_untouched(make_cache: MakeCache) -> None:
 
 async def test_entry_expires_after_its_ttl(make_cache: MakeCache) -> None:
     clock = Clock()
-    app, calls = build(make_cache(clock=clock))
+    cache = make_cache(clock=clock)
+    app, calls = build(cache)
     async with client_for(app) as client:
         await client.get("/items")
         clock.advance(59)
@@ -305,5 +306,8 @@ async def test_entry_expires_after_its_ttl(make_cache: MakeCache) -> None:
         clock.advance(2)
         expired = await client.get("/items")
     assert is_hit(fresh)
-    assert expired.headers["cache-status"] == STALE_STORED
+    # A memory store keeps to the cache's clock and has dropped the expired entry;
+    # Redis expires by its own clock and still holds it, stale.
+    dropped = isinstance(cache.store, MemoryStore)
+    assert expired.headers["cache-status"] == (STORED if dropped else STALE_STORED)
     assert calls["items"] == 2

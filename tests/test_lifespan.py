@@ -165,7 +165,7 @@ def test_a_misplaced_marker_fails_startup_with_a_config_error_naming_the_route(
 def test_the_store_is_closed_at_shutdown_even_when_the_application_fails_it(
     backend: str, fails: bool
 ) -> None:
-    store = MemoryStore()
+    store = MemoryStore(clear_on_close=True)
     lifespan = failing_lifespan("shutdown", Failure("shutdown failed")) if fails else None
     app = Starlette(lifespan=lifespan)
 
@@ -178,4 +178,4 @@ def test_the_store_is_closed_at_shutdown_even_when_the_application_fails_it(
     with contextlib.suppress(Failure), TestClient(app, backend=backend) as client:
         client.get("/page")
         assert store.entries == 1
-    assert store.entries == 0  # MemoryStore.aclose drops everything
+    assert store.entries == 0  # MemoryStore(clear_on_close=True).aclose drops everything

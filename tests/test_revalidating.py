@@ -545,3 +545,33 @@ async def test_only_if_cached_with_no_cache_is_answered_504_without_the_applicat
         answer = await client.get("/article", headers={"cache-control": "no-cache, only-if-cached"})
     assert answer.status_code == 504
     assert row.seen == [None]
+
+
+async def test_a_key_route_entry_is_renewed_by_a_304_and_stays_private(
+    make_cache: MakeCache,
+) -> None:
+    clock, row = Clock(), Row()
+    app = FastAPI()
+    app.add_middleware(CacheMiddleware, cache=make_cache(clock=clock))
+    renders = Calls()
+
+    @app.get("/mine")
+    @cached(ttl=10, key=lambda request: request.headers.get("x-user", ""))
+    async def mine(request: Request) -> Response:
+        etag = f'"v{row.version}"'
+        if etag_matches((request.headers.get("if-none-match") or "").encode(), etag.encode()):
+            return Response(status_code=304, headers={"etag": etag})
+        renders["mine"] += 1
+        return Response("my page", headers={"etag": etag})
+
+    async with client_for(app) as client:
+        await client.get("/mine", headers={"x-user": "ann"})
+        clock.advance(15)
+        validated = await client.get("/mine", headers={"x-user": "ann"})
+        again = await client.get("/mine", headers={"x-user": "ann"})
+    # The private this cache added for caches downstream does not stop the renewal.
+    assert validated.headers["cache-status"] == VALIDATED
+    assert "private" in validated.headers["cache-control"]
+    assert is_hit(again)
+    assert "private" in again.headers["cache-control"]
+    assert renders["mine"] == 1

@@ -104,6 +104,15 @@ class Store(abc.ABC):
     async def wait_released(self, name: str, timeout: float) -> None:  # noqa: B027
         """Return once ``name`` is free, or after ``timeout`` seconds."""
 
+    async def check(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Raise :class:`StoreError` if the store cannot answer now.
+
+        Called once at the application's startup, so an unreachable store or a
+        wrong password is reported when the server starts rather than
+        discovered by the first requests.  A store in process memory always
+        answers.
+        """
+
     async def detach(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release what the store holds for the running event loop, which is about to end.
 

@@ -67,6 +67,12 @@ class Breaker:
             return "opened"
         return None
 
+    def trip(self) -> None:
+        """Open at once, as after ``threshold`` failures: the store is known to be down."""
+        self.failures = max(self.failures, self.threshold)
+        self.opened_at = self.clock()
+        self.trial = False
+
     def abandoned(self) -> None:
         """The call was cancelled: neither a success nor a failure, free the trial slot."""
         self.trial = False

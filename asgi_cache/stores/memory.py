@@ -65,6 +65,14 @@ class MemoryStore(Store):
     generation, so memory stays bounded however many tags are ever invalidated; forgetting older
     ones raises a floor, and a fence taken below the floor is refused whatever its tags.  That
     errs the safe way: the worst case is a response not cached, never a stale one kept.
+
+    ``clock`` (seconds) decides expiry.  Without one the store keeps to the clock of the
+    :class:`~asgi_cache.Cache` it is given to (``time.monotonic`` until then), so a test
+    that moves the cache's clock moves the store's too.
+
+    :meth:`aclose` (the app's lifespan shutdown) keeps the entries: a store lives as long as
+    its object, so entries written in one ``with TestClient(app):`` block are still there in
+    the next, as they would be in a Redis store.  ``clear_on_close=True`` empties it instead.
     """
 
     def __init__(
@@ -72,7 +80,8 @@ class MemoryStore(Store):
         max_bytes: int = 64 * 2**20,
         max_entries: int | None = None,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
+        clear_on_close: bool = False,
     ) -> None:
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
             raise ValueError(f"max_bytes must be a positive int, not {max_bytes!r}")
@@ -81,8 +90,12 @@ class MemoryStore(Store):
         ):
             raise ValueError(f"max_entries must be a positive int or None, not {max_entries!r}")
         self._max_bytes = max_bytes
+        if not isinstance(clear_on_close, bool):
+            raise TypeError(f"clear_on_close must be True or False, not {clear_on_close!r}")
         self._max_entries = max_entries
-        self._clock = clock
+        self._own_clock = clock is not None
+        self._clock = clock or time.monotonic
+        self._clear_on_close = clear_on_close
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
         self._tags: dict[str, _Tag] = {}
         self._bytes = 0
@@ -90,6 +103,11 @@ class MemoryStore(Store):
         self._generation = 0
         self._invalidated: OrderedDict[str, int] = OrderedDict()  # tag -> generation, oldest first
         self._floor = 0
+
+    def follow_clock(self, clock: Callable[[], float]) -> None:
+        """Use ``clock`` for expiry, unless the store was given a clock of its own."""
+        if not self._own_clock:
+            self._clock = clock
 
     @property
     def bytes_used(self) -> int:
@@ -174,12 +192,14 @@ class MemoryStore(Store):
         return self._remove_live([key for key in self._entries if key.startswith(prefix)])
 
     async def aclose(self) -> None:
-        self._entries.clear()
-        self._tags.clear()
-        self._bytes = 0
-        self._invalidated.clear()
+        """Refuse the sets of fences taken before; empty the store if ``clear_on_close``."""
         self._generation += 1
         self._floor = self._generation  # fences taken before closing are stale
+        if self._clear_on_close:
+            self._entries.clear()
+            self._tags.clear()
+            self._bytes = 0
+            self._invalidated.clear()
 
     def _is_stale(self, fence: Fence, tags: Sequence[str]) -> bool:
         match fence:

@@ -111,6 +111,7 @@ from asgi_cache.stores.base import Fence, Store, StoreError
 from asgi_cache.stores.breaker import Breaker
 from asgi_cache.stores.near import NearCache
 from asgi_cache.stores.tracking import Endpoint, track
+from asgi_cache.stores.urls import redact_url
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout as _timeout
@@ -436,6 +437,7 @@ class RedisStore(Store):
         self._locks: dict[tuple[str, str], _Held] = {}
         self._near = near_cache
         self._tracking: asyncio.Task[None] | None = None
+        self._url: str | None = None
 
     @classmethod
     def from_url(
@@ -486,7 +488,41 @@ class RedisStore(Store):
         )
         store._owns_client = True
         store._new_client = new_client
+        store._url = redact_url(url)
         return store
+
+    @property
+    def url(self) -> str:
+        """Where this store's Redis is, without the password (for logs and errors)."""
+        if self._url is None:
+            kwargs = self._given.get_connection_kwargs()
+            host, port = kwargs.get("host", "?"), kwargs.get("port", "?")
+            self._url = f"redis://{host}:{port}/{kwargs.get('db', 0)}"
+        return self._url
+
+    async def check(self) -> None:
+        """``PING`` Redis (on a cluster: discover its slots first), within ``cooldown``
+        or 1 s, whichever is longer.
+
+        On failure the circuit breaker opens at once, so the first requests skip
+        Redis rather than each wait for it, and the :class:`StoreError` names the
+        URL without its password; the recovery is logged when Redis answers.
+        """
+        client = self._client
+        started = self._breaker.clock()
+
+        async def ping() -> None:
+            if self._cluster:
+                await client.initialize()
+            await client.ping()
+
+        try:
+            await _within(max(1.0, self._breaker.cooldown), ping())
+        except Exception as exc:
+            self._breaker.failed(started)
+            self._breaker.trip()
+            raise StoreError(f"Redis at {self.url} does not answer: {_describe(exc)}") from exc
+        self._breaker.succeeded()
 
     @staticmethod
     def tag_keys(tag: str) -> tuple[str, str]:
@@ -1106,8 +1142,7 @@ class RedisStore(Store):
             if allowed:
                 breaker.abandoned()
             raise
-        if breaker.succeeded():
-            logger.warning("Redis store recovered%s; circuit breaker closed", _on(node))
+        _succeeded(breaker, node)
         return result
 
     def _store_error(self, operation: str, exc: Exception, node: object) -> StoreError:
@@ -1134,7 +1169,8 @@ class RedisStore(Store):
                 "Redis store trial %s failed (%s); breaker stays open", operation, _describe(exc)
             )
         else:
-            logger.warning("Redis store %s failed: %s", operation, _describe(exc))
+            # Below the threshold: the opening, if this is an outage, says it once.
+            logger.debug("Redis store %s failed: %s", operation, _describe(exc))
 
     def _route(self, key: str) -> tuple[Breaker, Any]:
         """The breaker and the cluster node for a command on ``key`` alone.
@@ -1377,8 +1413,7 @@ class RedisStore(Store):
             if allowed:
                 breaker.abandoned()
             raise
-        if breaker.succeeded():
-            logger.warning("Redis store recovered%s; circuit breaker closed", _on(node))
+        _succeeded(breaker, node)
         for command in stack:
             replies[command.position] = command.result
 
@@ -1534,6 +1569,12 @@ async def _close(client: Client) -> None:
         flagged: Any = client
         flagged._initialize = False
     await client.aclose()
+
+
+def _succeeded(breaker: Breaker, node: Any) -> None:
+    """Record a success; closing an open breaker is logged, as its opening was."""
+    if breaker.succeeded():
+        logger.warning("Redis store recovered%s; circuit breaker closed", _on(node))
 
 
 def _on(node: Any) -> str:

@@ -14,29 +14,78 @@ asgi_cache never imports redis.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from asgi_cache.stores.base import Store
+from asgi_cache.stores.urls import redact_url
 
-__all__ = ["Opener", "open_url", "register_scheme"]
+__all__ = [
+    "MEMORY_OPTIONS",
+    "REDIS_OPTIONS",
+    "Opener",
+    "open_url",
+    "register_scheme",
+]
 
-#: Builds a store from the whole URL (``"redis://host:6379/0?cluster=true"``).
-Opener = Callable[[str], Store]
+#: Builds a store from the whole URL (``"redis://host:6379/0?cluster=true"``), and the
+#: store options given as keyword arguments to ``Cache.from_url``, if any.
+Opener = Callable[..., Store]
+
+#: What ``Cache.from_url("memory://", ...)`` passes on to :class:`MemoryStore`.
+MEMORY_OPTIONS = ("max_bytes", "max_entries", "clock", "clear_on_close")
+
+#: What ``Cache.from_url("redis://...", ...)`` passes on: the store's own settings, then
+#: the redis-py client options that make sense next to a URL.  A closed list, because
+#: redis-py accepts any keyword and fails on the first connection instead.
+REDIS_OPTIONS = (
+    "cluster",
+    "timeout",
+    "failure_threshold",
+    "cooldown",
+    "username",
+    "password",
+    "db",
+    "client_name",
+    "max_connections",
+    "socket_timeout",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "health_check_interval",
+    "retry_on_timeout",
+    "ssl_ca_certs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_cert_reqs",
+    "ssl_check_hostname",
+)
 
 # RFC 3986, section 3.1: a letter, then letters, digits, "+", "-" or ".".
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*\Z")
 
 
-def _open_memory(url: str) -> Store:
+def _check_options(url: str, options: Mapping[str, Any], accepted: Iterable[str]) -> None:
+    accepted = tuple(accepted)
+    for name in options:
+        if name not in accepted:
+            raise TypeError(
+                f"Cache.from_url({redact_url(url)!r}): unexpected keyword argument {name!r}; "
+                f"this store accepts {', '.join(accepted)}, besides the arguments of Cache"
+            )
+
+
+def _open_memory(url: str, **options: Any) -> Store:
     from asgi_cache.stores.memory import MemoryStore
 
-    return MemoryStore()
+    _check_options(url, options, MEMORY_OPTIONS)
+    return MemoryStore(**options)
 
 
-def _open_redis(url: str) -> Store:
+def _open_redis(url: str, **options: Any) -> Store:
     from asgi_cache.stores.redis import RedisStore
 
-    return RedisStore.from_url(url)
+    _check_options(url, options, REDIS_OPTIONS)
+    return RedisStore.from_url(url, **options)
 
 
 _openers: dict[str, Opener] = {
@@ -69,20 +118,25 @@ def register_scheme(scheme: str, opener: Opener) -> None:
     _openers[scheme.lower()] = opener
 
 
-def open_url(url: str) -> Store:
+def open_url(url: str, **options: Any) -> Store:
     """Open the store ``url`` names, with the opener registered for its scheme.
 
-    An unknown scheme raises ``ValueError`` naming it, the URL and the known schemes; an
-    opener that returns something other than a :class:`Store` raises ``TypeError``.
+    ``options`` (a password, a timeout...) go to the opener as keyword arguments; the
+    built-in openers refuse one they do not know with a ``TypeError`` listing those they
+    accept.  An unknown scheme raises ``ValueError`` naming it, the URL (without its
+    password) and the known schemes; an opener that returns something other than a
+    :class:`Store` raises ``TypeError``.
     """
+    if not isinstance(url, str):
+        raise TypeError(f"a store URL must be a str, got {type(url).__qualname__}")
     scheme = url.partition("://")[0].lower()
     opener = _openers.get(scheme)
     if opener is None:
         raise ValueError(
-            f"unsupported URL scheme {scheme!r} in {url!r}; known schemes: "
+            f"unsupported URL scheme {scheme!r} in {redact_url(url)!r}; known schemes: "
             f"{', '.join(sorted(_openers))} (a store adds its own with register_scheme)"
         )
-    store = opener(url)
+    store = opener(url, **options) if options else opener(url)
     if not isinstance(store, Store):
         raise TypeError(f"the opener for {scheme!r} returned {store!r}, not a Store")
     return store

@@ -168,12 +168,26 @@ async def test_clear_releases_the_bytes_of_the_cleared_entries_and_their_tags() 
     assert store.bytes_used == await size_of("other:a", b"v", ["blue"])
 
 
-async def test_aclose_drops_everything() -> None:
-    store = MemoryStore()
+async def test_aclose_drops_everything_when_told_to_clear_on_close() -> None:
+    store = MemoryStore(clear_on_close=True)
     await store.set("k", b"v", 60, ["red"])
     await store.aclose()
     assert store.entries == 0
     assert store.bytes_used == 0
+
+
+async def test_aclose_keeps_the_entries_by_default() -> None:
+    store = MemoryStore()
+    await store.set("k", b"v", 60, ["red"])
+    await store.aclose()
+    assert await store.get("k") == b"v"
+
+
+async def test_a_fence_taken_before_aclose_is_stale_after_it() -> None:
+    store = MemoryStore()
+    fence = await store.fence(["red"])
+    await store.aclose()
+    assert await store.set("k", b"v", 60, ["red"], fence) is False
 
 
 async def test_two_instances_do_not_share_state() -> None:
