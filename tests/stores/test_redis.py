@@ -85,14 +85,18 @@ async def elapsed(call: Callable[[], Awaitable[object]]) -> float:
 
 
 async def until_served(clock: FakeClock, call: Callable[[], Awaitable[T]]) -> T:
-    """``call``'s result once the store serves it, a cooldown later at each failure."""
-    with anyio.fail_after(5):
+    """``call``'s result once the store serves it, a cooldown later at each failure.
+
+    Between tries the loop is left to a rediscovery under way (it parses the server's
+    whole command table, slowly on a loaded machine); a bound of 20 s, not a target.
+    """
+    with anyio.fail_after(20):
         while True:
             clock.now += 1.0
             try:
                 return await call()
             except StoreError:
-                await anyio.sleep(0.05)
+                await anyio.sleep(0.25)
 
 
 def owner_of(cluster: RedisCluster, key: str) -> RedisServer:
