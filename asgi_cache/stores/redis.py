@@ -109,6 +109,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgi_cache.stores.base import Fence, Store, StoreError
 from asgi_cache.stores.breaker import Breaker
+from asgi_cache.stores.near import NearCache
+from asgi_cache.stores.tracking import Endpoint, track
 from asgi_cache.stores.urls import redact_url
 
 if sys.version_info >= (3, 11):
@@ -280,6 +282,13 @@ return removed
 """
 )
 
+# KEYS: an entry.  Its value and PTTL, for a near cache copy that must not outlive it.
+_NEAR_GET_SCRIPT = """\
+local value = redis.call('GET', KEYS[1])
+if not value then return false end
+return {value, redis.call('PTTL', KEYS[1])}
+"""
+
 _RELEASE_SCRIPT = """\
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -378,6 +387,10 @@ class RedisStore(Store):
     ``COMMAND`` table).  The store lets that finish in the background while
     calls fail, so recovery can take an extra ``cooldown``; to avoid failing
     the first requests, ``await store.client.initialize()`` at startup.
+
+    ``near_cache`` (off by default) keeps copies of entries in process memory,
+    dropped whenever Redis reports their key changed; see
+    :mod:`asgi_cache.stores.near`.
     """
 
     def __init__(
@@ -388,8 +401,11 @@ class RedisStore(Store):
         failure_threshold: int = 5,
         cooldown: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        near_cache: NearCache | None = None,
     ) -> None:
         _require_redis()
+        if near_cache is not None and not isinstance(near_cache, NearCache):
+            raise ValueError(f"near_cache must be a NearCache, not {near_cache!r}")
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, not {timeout!r}")
         if failure_threshold < 1:
@@ -419,6 +435,8 @@ class RedisStore(Store):
         self._clients: dict[_Loop, Client] = {}
         self._given_taken = False
         self._locks: dict[tuple[str, str], _Held] = {}
+        self._near = near_cache
+        self._tracking: asyncio.Task[None] | None = None
         self._url: str | None = None
 
     @classmethod
@@ -431,6 +449,7 @@ class RedisStore(Store):
         failure_threshold: int = 5,
         cooldown: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        near_cache: NearCache | None = None,
         **client_kwargs: Any,
     ) -> RedisStore:
         """Create a store with its own client; :meth:`aclose` closes that client.
@@ -438,10 +457,14 @@ class RedisStore(Store):
         The client is a ``RedisCluster`` when ``cluster=True`` or the URL has a
         ``cluster=true`` query parameter, a plain ``Redis`` otherwise.
         ``client_kwargs`` go to the client's ``from_url`` (``max_connections``,
-        ``password``, ...).
+        ``password``, ...).  A ``near_cache_bytes=<n>`` query parameter turns on
+        a near cache of ``n`` bytes (``near_cache`` wins over it).
         """
         _require_redis()
         url, url_cluster = _pop_cluster_flag(url)
+        url, near_bytes = _pop_near_bytes(url)
+        if near_cache is None and near_bytes is not None:
+            near_cache = NearCache(near_bytes)
         # The client's own read and connect timeouts back the store's timeout
         # up where a cancellation cannot reach (see ``_within``).
         client_kwargs.setdefault("socket_timeout", timeout)
@@ -461,6 +484,7 @@ class RedisStore(Store):
             failure_threshold=failure_threshold,
             cooldown=cooldown,
             clock=clock,
+            near_cache=near_cache,
         )
         store._owns_client = True
         store._new_client = new_client
@@ -512,6 +536,15 @@ class RedisStore(Store):
         return f"{_tag_base(tag)}:p"
 
     @property
+    def near_cache(self) -> NearCache | None:
+        """The in-process tier in front of Redis, if one was configured."""
+        return self._near
+
+    def stats(self) -> dict[str, int]:
+        """The near cache's counters (see :meth:`NearCache.stats`), if there is one."""
+        return {} if self._near is None else self._near.stats()
+
+    @property
     def client(self) -> Client:
         """The redis-py client this store talks through (in the running event loop)."""
         return self._client
@@ -561,6 +594,11 @@ class RedisStore(Store):
         once) then costs Redis one round trip per process, not one per request.
         """
         loop = asyncio.get_running_loop()
+        near = self._near
+        if near is not None:
+            near = self._near_on(loop, near)
+            if near is not None and (copy := near.lookup(key)) is not None:
+                return copy
         reading = (loop, key)  # a future belongs to one loop
         pending = self._reading.get(reading)
         if pending is not None:
@@ -576,8 +614,30 @@ class RedisStore(Store):
                 reply = await self._on_node(node, "GET", key)
             return _expect(reply, (bytes, type(None)), "GET")
 
+        async def call_near() -> bytes | None:
+            assert near is not None
+            started = near.reading(key)
+            try:
+                args = (_NEAR_GET_SCRIPT, 1, key)
+                if node is None:
+                    reply = await self._client.eval(*args)
+                else:
+                    reply = await self._on_node(node, "EVAL", *args)
+                if reply is None:
+                    near.abandon(key)
+                    return None
+                value, ttl_ms = _expect(reply, list, "GET with PTTL")
+                value = _expect(value, bytes, "GET")
+                ttl_ms = _expect(ttl_ms, int, "PTTL")
+            except BaseException:
+                near.abandon(key)
+                raise
+            near.insert(key, value, ttl_ms, started)
+            return value
+
         try:
-            result = await self._guard("get", call, breaker, node)
+            keep = near is not None and near.admits(key)
+            result = await self._guard("get", call_near if keep else call, breaker, node)
         except BaseException as exc:
             error = exc if isinstance(exc, Exception) else StoreError("Redis get abandoned")
             shared.set_exception(error)
@@ -647,6 +707,9 @@ class RedisStore(Store):
             if written:
                 await self._forget(key)
             raise
+        finally:
+            if self._near is not None:
+                self._near.drop(key)  # never serve what this call superseded
 
     async def delete(self, key: str) -> bool:
         breaker, node = self._route(key)
@@ -658,7 +721,11 @@ class RedisStore(Store):
                 reply = await self._on_node(node, "UNLINK", key)
             return _expect(reply, int, "UNLINK") > 0
 
-        return await self._guard("delete", call, breaker, node)
+        try:
+            return await self._guard("delete", call, breaker, node)
+        finally:
+            if self._near is not None:
+                self._near.drop(key)
 
     async def invalidate(self, tags: Sequence[str]) -> int:
         """Remove the entries stored under ``tags`` and refuse sets fenced before this call.
@@ -717,7 +784,15 @@ class RedisStore(Store):
 
         # Even with the breaker open: an invalidation is what stops every other
         # process from serving the old entries, and it is rare (writes, retries).
-        return await self._guard("invalidate", call, per_round_trip=True, force=True, spanning=True)
+        try:
+            return await self._guard(
+                "invalidate", call, per_round_trip=True, force=True, spanning=True
+            )
+        finally:
+            # The keys a tag listed are not known here on one Redis (the script
+            # removed them itself): every copy goes, invalidations are rare.
+            if self._near is not None:
+                self._near.flush()
 
     async def clear(self, prefix: str) -> int:
         """Remove every entry whose key starts with ``prefix``; return how many.
@@ -751,7 +826,11 @@ class RedisStore(Store):
                 if aclose is not None:
                     await aclose()
 
-        return await self._guard("clear", call, per_round_trip=True)
+        try:
+            return await self._guard("clear", call, per_round_trip=True)
+        finally:
+            if self._near is not None:
+                self._near.flush()
 
     async def acquire(self, name: str, token: str, ttl: float) -> bool:
         """``SET name token NX PX lease``, renewed while held: one round trip.
@@ -917,6 +996,7 @@ class RedisStore(Store):
         cache.store.detach()`` before its loop ends, or its connections are
         left to the garbage collector.  The store stays usable.
         """
+        await self._stop_tracking(asyncio.get_running_loop())
         if self._new_client is None:
             return
         loop = asyncio.get_running_loop()
@@ -934,6 +1014,7 @@ class RedisStore(Store):
         one of a loop that is neither (idle, like a test runner's between two
         tests) stays until an ``aclose`` on that loop.
         """
+        await self._stop_tracking(None)
         tasks = [*self._discovery.values(), *(held.task for held in self._locks.values())]
         for task in tasks:  # discoveries, lock renewals and retried releases
             if task is not None and not task.done() and not task.get_loop().is_closed():
@@ -953,6 +1034,45 @@ class RedisStore(Store):
             elif not loop.is_closed():
                 continue
             del self._clients[loop]
+
+    # -- the near cache ------------------------------------------------------
+
+    def _near_on(self, loop: _Loop, near: NearCache) -> NearCache | None:
+        """``near`` if it serves ``loop``, starting its tracking there if no live loop has it."""
+        task = self._tracking
+        if task is not None and not task.done():
+            if task.get_loop() is loop:
+                return near
+            if task.get_loop().is_running():
+                return None  # another loop's tier: this loop reads Redis
+        near.active = False
+        near.flush()
+        self._tracking = loop.create_task(track(near, self._tracking_endpoints))
+        return near
+
+    async def _tracking_endpoints(self) -> list[Endpoint]:
+        """The nodes whose changes the near cache must hear of: the server, or each primary."""
+        client: Any = self._client
+        if not self._cluster:
+            pool = client.connection_pool
+            return [(pool.connection_class, dict(pool.connection_kwargs))]
+        if not self._knows_slots() or getattr(client, "_initialize", False):
+            await client.initialize()
+        return [
+            (node.connection_class, dict(node.connection_kwargs)) for node in client.get_primaries()
+        ]
+
+    async def _stop_tracking(self, loop: _Loop | None) -> None:
+        """Stop the near cache's tracking if it runs on ``loop`` (None: on any loop)."""
+        task = self._tracking
+        if task is None or task.done() or (loop is not None and task.get_loop() is not loop):
+            return
+        self._tracking = None
+        if task.get_loop() is asyncio.get_running_loop():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        elif not task.get_loop().is_closed():
+            task.get_loop().call_soon_threadsafe(task.cancel)
 
     # -- helpers -------------------------------------------------------------
 
@@ -1470,6 +1590,19 @@ def _describe(exc: BaseException) -> str:
 def _batches(keys: list[bytes]) -> Iterable[list[bytes]]:
     for start in range(0, len(keys), _BATCH):
         yield keys[start : start + _BATCH]
+
+
+def _pop_near_bytes(url: str) -> tuple[str, int | None]:
+    """Remove a ``near_cache_bytes=<n>`` query parameter (redis-py would reject it)."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    values = [value for name, value in query if name == "near_cache_bytes"]
+    if not values:
+        return url, None
+    if not values[-1].isdigit() or int(values[-1]) <= 0:
+        raise ValueError(f"near_cache_bytes={values[-1]!r} in the Redis URL is not a positive int")
+    rest = urllib.parse.urlencode([(name, v) for name, v in query if name != "near_cache_bytes"])
+    return urllib.parse.urlunsplit(parts._replace(query=rest)), int(values[-1])
 
 
 def _pop_cluster_flag(url: str) -> tuple[str, bool]:
