@@ -33,17 +33,20 @@ from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
 
 from asgi_cache.arguments import argument_digest, function_name
+from asgi_cache.headers import accepted_codings
 
 __all__ = [
     "canonical_query",
     "data_key",
     "entry_key",
+    "key_kind",
     "lock_key",
     "memo_call_key",
     "memo_call_tag",
     "memo_key",
     "memo_tag",
     "namespace",
+    "page_key",
     "path_tag",
     "tag_key",
     "variant_key",
@@ -128,6 +131,53 @@ def entry_key(
             update(len(value).to_bytes(4, "big"))
             update(value)
     return f"{prefix}:page:{digest.hexdigest()}"
+
+
+def page_key(
+    prefix: str,
+    path: str,
+    query: bytes = b"",
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    root_path: str = "",
+) -> str:
+    """The page key of a GET of ``path`` with ``query``, as the middleware computes it
+    for a route keyed on exactly the names in ``headers`` (``vary=``, no ``key=``).
+
+    Built from the same parts, in the same order, as :func:`asgi_cache.lookup.look_up`
+    builds them: the key headers are the names sorted and lower-cased with each
+    field's values in request order, and ``accept-encoding`` is keyed as the codings
+    it accepts (RFC 9110 §12.5.3), not as a key header.  For operators and tools
+    (``python -m asgi_cache inspect``); the hit path keys in one pass of its own.
+    """
+    fields: dict[bytes, list[bytes]] = {}
+    for name, value in headers:
+        fields.setdefault(name.lower(), []).append(value)
+    coding_values = fields.pop(b"accept-encoding", None)
+    # Like the hit path, the last Accept-Encoding line is the one keyed.
+    codings = accepted_codings(coding_values[-1]) if coding_values else b""
+    parts = (
+        root_path.encode("utf-8", "surrogatepass"),
+        path.encode("utf-8", "surrogatepass"),
+        canonical_query(query),
+        codings,
+        b"",
+    )
+    return entry_key(prefix, parts, [fields[name] for name in sorted(fields)])
+
+
+def key_kind(prefix: str, key: str) -> str | None:
+    """What a store key of the cache with ``prefix`` holds, by the layout above:
+    ``"page"``, ``"variant"``, ``"lock"``, ``"memo"``, ``"data"`` or ``"other"``
+    (a tag's own keys, say); ``None`` for a key outside the prefix."""
+    space = namespace(prefix)
+    if not key.startswith(space):
+        return None
+    kind, _, rest = key[len(space) :].partition(":")
+    if key.endswith(":lock"):
+        return "lock"
+    if kind == "page":
+        return "variant" if ":vary:" in rest else "page"
+    return kind if kind in ("memo", "data") else "other"
 
 
 def variant_key(key: str, names: Sequence[bytes], values: Sequence[bytes | None]) -> str:

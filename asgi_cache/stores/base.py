@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 __all__ = ["Fence", "Store", "StoreError", "log_store_failure"]
 
@@ -83,6 +83,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def clear(self, prefix: str) -> int:
         """Remove every key that starts with ``prefix``; return how many."""
+
+    async def scan(self, prefix: str, visit: Callable[[str, int], None]) -> None:
+        """Call ``visit(key, size)`` for every stored value whose key starts with
+        ``prefix`` (``size``: the value's length in bytes), its own bookkeeping aside.
+
+        For operators (``python -m asgi_cache stats``), never for requests: it
+        walks the whole prefix.  A store that cannot list its keys raises
+        ``NotImplementedError``, the default.
+        """
+        raise NotImplementedError(f"{type(self).__qualname__} cannot list its keys")
 
     def stats(self) -> dict[str, int]:
         """What the store knows of itself (sizes, evictions); empty by default."""

@@ -188,6 +188,13 @@ class MemoryStore(Store):
             _, self._floor = self._invalidated.popitem(last=False)
         return self._remove_live(keys)
 
+    async def scan(self, prefix: str, visit: Callable[[str, int], None]) -> None:
+        """Visit the unexpired entries under ``prefix`` (a snapshot: ``visit`` may not await)."""
+        now = self._clock()
+        for key, entry in list(self._entries.items()):
+            if key.startswith(prefix) and entry.expires > now:
+                visit(key, len(entry.value))
+
     async def clear(self, prefix: str) -> int:
         return self._remove_live([key for key in self._entries if key.startswith(prefix)])
 

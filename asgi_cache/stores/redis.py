@@ -832,6 +832,43 @@ class RedisStore(Store):
             if self._near is not None:
                 self._near.flush()
 
+    async def scan(self, prefix: str, visit: Callable[[str, int], None]) -> None:
+        """Visit every key under ``prefix`` but the tags' bookkeeping, with its ``STRLEN``.
+
+        Keys are found with ``SCAN MATCH`` (every primary, on a cluster), never
+        ``KEYS``, and sized with one pipelined ``STRLEN`` per batch; each round trip is
+        bounded by ``timeout``.  A key that expired between the two reads counts 0 bytes.
+        """
+        pattern = _GLOB_SPECIAL.sub(r"\\\1", prefix) + "*"
+
+        async def sized(batch: list[bytes]) -> None:
+            pipe = self._client.pipeline(transaction=False)
+            for key in batch:
+                pipe.strlen(key)
+            sizes = await self._bounded(pipe.execute(raise_on_error=False))
+            for key, size in zip(batch, sizes, strict=True):
+                visit(key.decode("utf-8", "surrogateescape"), size if isinstance(size, int) else 0)
+
+        async def call() -> None:
+            pending: list[bytes] = []
+            keys = self._client.scan_iter(match=pattern, count=1000)
+            try:
+                while True:
+                    key = await self._bounded(anext(keys, None))
+                    if key is not None and not _is_bookkeeping(_expect(key, bytes, "SCAN")):
+                        pending.append(key)
+                    if pending and (key is None or len(pending) >= _BATCH):
+                        await sized(pending)
+                        pending = []
+                    if key is None:
+                        return
+            finally:
+                aclose = getattr(keys, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+        await self._guard("scan", call, per_round_trip=True)
+
     async def acquire(self, name: str, token: str, ttl: float) -> bool:
         """``SET name token NX PX lease``, renewed while held: one round trip.
 
