@@ -10,7 +10,8 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -117,6 +118,11 @@ class Cache:
         busy moment) never lets another process serve the old page after the
         write was answered.  A store that refuses or is unreachable is not
         waited for.
+    :param enabled: ``False`` switches the cache off (see :meth:`disabled`):
+        every request of a cached route goes to the application, its response
+        untouched but for ``Cache-Status: asgi-cache; fwd=bypass;
+        detail=disabled``, and invalidations do nothing.  For an
+        application's own tests, or to rule the cache out while debugging.
     :param clock: wall-clock time in seconds; injectable for tests.
     """
 
@@ -141,6 +147,7 @@ class Cache:
         origin_timeout: float | None = None,
         invalidation_failure: str = "retry",
         invalidation_wait: float = 1.0,
+        enabled: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(prefix, str) or not prefix:
@@ -155,6 +162,11 @@ class Cache:
                 f"Cache: invalidation_failure must be one of {INVALIDATION_FAILURES}, "
                 f"got {invalidation_failure!r}"
             )
+        if not isinstance(enabled, bool):
+            raise TypeError(f"Cache: enabled must be True or False, got {enabled!r}")
+        #: Whether the cache is consulted at all; read once per request, so it
+        #: may be flipped at any time (:meth:`disabled` does it for a block).
+        self.enabled = enabled
         self.invalidation_failure = invalidation_failure
         self.invalidation_wait = float(invalidation_wait)
         checked_ttl = check_ttl("Cache", default_ttl, "default_ttl")
@@ -223,6 +235,47 @@ class Cache:
         options = {name: value for name, value in kwargs.items() if name not in own}
         return cls(open_url(url, **options), **own)
 
+    @contextmanager
+    def disabled(self) -> Iterator[Cache]:
+        """Switch the cache off for the ``with`` block (``enabled=False``), then back.
+
+        Within it the application answers every request as if there were no
+        cache, and :meth:`invalidate`, :meth:`invalidate_path`, :meth:`clear`
+        and the invalidations of write requests do nothing (they return ``0``):
+        what is stored stays as it was, for when the block ends.  Memoized
+        values and :meth:`get` / :meth:`set` still use the store; isolate
+        those with :meth:`isolated`.  A plain ``with``, so it serves in
+        ``def`` and ``async def`` tests alike.
+        """
+        before = self.enabled
+        self.enabled = False
+        try:
+            yield self
+        finally:
+            self.enabled = before
+
+    @contextmanager
+    def isolated(self, store: Store | None = None) -> Iterator[Cache]:
+        """Give the cache a fresh, empty store for the ``with`` block, then its own back.
+
+        ``store``: the store to use meanwhile; a new :class:`MemoryStore` on
+        this cache's clock when omitted.  Counters (:meth:`stats`) and
+        invalidations still pending start afresh too, so what a test observes
+        is only its own doing, and nothing it stores is left behind for the
+        next: the usual store is never touched, whatever it is (a Redis a
+        developer also runs the app against, for one).  Not for a running
+        production app: requests under way when the block begins or ends
+        may read one store and write the other.
+        """
+        saved = (self.store, self.pending, self.counters)
+        self.store = _checked_store(store, self.clock)
+        self.pending = PendingInvalidations(self.store, namespace(self.prefix))
+        self.counters = CacheStats()
+        try:
+            yield self
+        finally:
+            self.store, self.pending, self.counters = saved
+
     async def invalidate(self, *tags: str) -> int:
         """Remove every entry stored under any of ``tags``; return how many.
 
@@ -230,7 +283,7 @@ class Cache:
         store takes it, and :class:`InvalidationPending` is raised (see
         "Consistency" in the README); so for every method that invalidates.
         """
-        if not tags:
+        if not tags or not self.enabled:
             return 0
         return await self.invalidate_store_tags([tag_key(self.prefix, tag) for tag in tags])
 
@@ -242,11 +295,15 @@ class Cache:
         as the same resource goes too (``/products/1`` removes ``/products/01``
         for an ``int`` parameter), as after a write.
         """
+        if not self.enabled:
+            return 0
         paths = dict.fromkeys([path, *self.canonical_paths(path)])
         return await self.invalidate_store_tags([path_tag(self.prefix, p) for p in paths])
 
     async def clear(self) -> int:
         """Remove everything under this cache's prefix, and nothing else."""
+        if not self.enabled:
+            return 0
         try:
             return await self.store.clear(namespace(self.prefix))
         except Exception as exc:

@@ -141,9 +141,12 @@ class CacheMiddleware:
             route_path = _route_path(scope) if scope.get("root_path") else scope["path"]
             route = table.for_read(route_path)
             if route is not None:
-                await self._read(route, route_path, scope, receive, send)
+                if self.cache.enabled:
+                    await self._read(route, route_path, scope, receive, send)
+                else:
+                    await self._bypass(Detail.DISABLED, scope, receive, send, route)
                 return
-        elif method not in SAFE_METHODS:  # RFC 9111 §4.4: unknown methods too
+        elif method not in SAFE_METHODS and self.cache.enabled:  # RFC 9111 §4.4: unknown too
             await self._write(table, scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -14,6 +14,7 @@ list member for this cache::
     asgi-cache; fwd=stale; fwd-status=503; ttl=-20; detail=stale-if-error
     asgi-cache; fwd=request; stored
     asgi-cache; fwd=bypass; detail=authorization
+    asgi-cache; fwd=bypass; detail=disabled  (``Cache(enabled=False)``, ``cache.disabled()``)
     asgi-cache; detail=only-if-cached
     asgi-cache; hit; ttl=42; key="shop:v1:page:5f0c..."  (``Cache(cache_status_key=True)``)
 
@@ -103,6 +104,7 @@ class Detail(str, enum.Enum):
     REQUEST_NO_STORE = "request-no-store"
     INVALIDATION_PENDING = "invalidation-pending"
     PRECONDITION = "precondition"  # If-Match & co.: the application evaluates them
+    DISABLED = "disabled"  # Cache(enabled=False), cache.disabled()
     # The client forbade going to the application and nothing stored answers (504).
     ONLY_IF_CACHED = "only-if-cached"
     # A stale entry was served (RFC 5861, or the request's max-stale).
