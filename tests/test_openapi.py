@@ -200,6 +200,15 @@ def test_a_route_without_cached_keeps_its_description() -> None:
     assert operation(document(shop_app()), "/uncached")["description"] == "Always fresh."
 
 
+def test_a_mounted_application_keeps_its_own_document() -> None:
+    app = FastAPI()
+    app.mount("/sub", shop_app())
+    app.add_middleware(CacheMiddleware, cache=Cache(MemoryStore()))
+    with TestClient(app) as client:
+        schema = client.get("/sub/openapi.json").json()
+    assert EXTENSION not in operation(schema, "/products/{pid}")
+
+
 def test_a_route_left_out_of_the_schema_stays_out() -> None:
     assert "/hidden" not in document(shop_app())["paths"]
 
