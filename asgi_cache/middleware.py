@@ -48,6 +48,7 @@ from asgi_cache.invalidation import (
 )
 from asgi_cache.keys import path_tag, tag_key
 from asgi_cache.lookup import Lookup, look_up
+from asgi_cache.openapi import document
 from asgi_cache.pending import InvalidationPending
 from asgi_cache.policy import Requested, Reuse, requested, reuse
 from asgi_cache.replay import send_entry
@@ -101,6 +102,10 @@ class CacheMiddleware:
     :param app: the ASGI application (``app.add_middleware(CacheMiddleware)``).
     :param cache: the :class:`Cache` to use.  Omitted, one is built from the
         ``ASGI_CACHE_URL`` environment variable (``memory://`` by default).
+    :param openapi: describe the ``@cached`` routes of a FastAPI application in
+        its OpenAPI document (an ``x-cache`` extension and a ``Cached: ...``
+        line in each description; see :mod:`asgi_cache.openapi`).  ``False``
+        leaves the document as FastAPI generates it.
 
     The routing table is compiled when the application's lifespan startup
     completes (a marker that does not fit its route fails startup, naming it),
@@ -109,8 +114,11 @@ class CacheMiddleware:
     cancelled at shutdown, when the cache's store is closed too.
     """
 
-    def __init__(self, app: ASGIApp, *, cache: Cache | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, cache: Cache | None = None, openapi: bool = True) -> None:
+        if not isinstance(openapi, bool):
+            raise TypeError(f"CacheMiddleware: openapi must be True or False, got {openapi!r}")
         self.app = app
+        self._openapi = openapi
         if cache is None:
             cache = Cache.from_url(os.environ.get("ASGI_CACHE_URL", "memory://"))
         self.cache = cache
@@ -169,6 +177,8 @@ class CacheMiddleware:
             logger.warning("asgi-cache: no routing table found below the middleware")
         table = self._table = compile_routes(routes or [], self.cache, compressed=compressed)
         self.cache.canonical_paths = lambda path: table.canonical_paths(path, None)
+        if self._openapi and not document(self.app, table.documented):
+            document(scope.get("app"), table.documented)
         return table
 
     async def _read(

@@ -302,6 +302,9 @@ class RouteTable:
         writes: list[dict[str, WriteRoute]],
     ) -> None:
         self._flats = flats
+        #: The ``@cached`` FastAPI routes of the application's own OpenAPI
+        #: document, as ``(path as the document writes it, route)``.
+        self.documented: list[tuple[str, ReadRoute]] = []
         self._writes = writes  # per flat route: method -> its write route
         readable = [flat for flat in flats if flat.methods is None or "GET" in flat.methods]
         dynamic = [i for i, flat in enumerate(readable) if flat.regex.groups]
@@ -679,6 +682,7 @@ def compile_routes(
     _check_cached_without_get(flats)
     reads: list[ReadRoute | None] = []
     writes: list[dict[str, WriteRoute]] = []
+    documented: list[tuple[_Flat, ReadRoute]] = []
     for flat in flats:
         found: dict[str, WriteRoute] = {}
         rule = None
@@ -712,4 +716,12 @@ def compile_routes(
                 rule = None
             read = None if rule is None else _read_route(flat, rule, canons, cache, compressed)
             reads.append(read)
-    return RouteTable(flats, reads, writes)
+            if read is not None and flat.api_route is not None:
+                documented.append((flat, read))
+    table = RouteTable(flats, reads, writes)
+    table.documented = [
+        (compile_path(flat.path)[1], read)
+        for flat, read in documented
+        if flat.prefix.mounted == flat.prefix.path  # a mounted app documents itself
+    ]
+    return table

@@ -13,6 +13,7 @@ alongside; only those may differ (``Cache-Status``, ``Age``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from starlette.types import ASGIApp, Message, Scope
 from starlette.websockets import WebSocket
 
 from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached, invalidates
+from asgi_cache.openapi import EXTENSION
 from asgi_cache.status import parse
 from tests.helpers import STORED
 
@@ -523,8 +525,48 @@ async def test_every_unmarked_exchange_is_identical_with_and_without_the_middlew
     assert cached_.lifespan == bare.lifespan
     assert cached_.lifespan_raised == bare.lifespan_raised is None
     for name in calls:
-        assert cached_.exchanges[name] == bare.exchanges[name], name
+        if name == "openapi":  # it describes the marked routes too: see below
+            assert_same_document(cached_.exchanges[name], bare.exchanges[name])
+        else:
+            assert cached_.exchanges[name] == bare.exchanges[name], name
     assert cached_.events == bare.events
+
+
+def assert_same_document(cached_: Exchange, bare: Exchange) -> None:
+    """The OpenAPI document is the bare one plus the notes on ``@cached`` operations."""
+    assert [m["type"] for m in cached_.sent] == [m["type"] for m in bare.sent]
+    assert cached_.sent[0]["status"] == bare.sent[0]["status"] == 200
+    assert cached_.received == bare.received
+    documents = [
+        json.loads(b"".join(m.get("body", b"") for m in e.sent[1:])) for e in (cached_, bare)
+    ]
+    operations = [
+        op for item in documents[0]["paths"].values() for op in item.values() if EXTENSION in op
+    ]
+    assert operations  # the FastAPI app has marked routes
+    for op in operations:
+        del op[EXTENSION]
+        kept = op["description"].rsplit("\n\nCached: ", 1)
+        if len(kept) == 2:
+            op["description"] = kept[0]
+        else:
+            del op["description"]
+    assert documents[0] == documents[1]
+
+
+@ways
+async def test_the_openapi_document_is_identical_with_openapi_off(
+    way: str, static_dir: Path
+) -> None:
+    calls = {"openapi": FASTAPI_CALLS["openapi"]}
+    bare = await serve(fastapi_app(static_dir), calls)
+    built = fastapi_app(static_dir)
+    if way == "add_middleware":
+        built.app.add_middleware(CacheMiddleware, cache=Cache(MemoryStore()), openapi=False)  # type: ignore[attr-defined]
+    else:
+        built.app = CacheMiddleware(built.app, cache=Cache(MemoryStore()), openapi=False)
+    cached_ = await serve(built, calls)
+    assert cached_.exchanges["openapi"] == bare.exchanges["openapi"]
 
 
 @apps
