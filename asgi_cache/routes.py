@@ -280,6 +280,10 @@ class ReadRoute(_Tagged):
     # The key= callable failed and that was logged; cleared when it works again,
     # so a failing key function is reported once per route and outage.
     key_failing: bool = False
+    # The page keys of recent requests, by exactly what was digested into them
+    # (see :func:`asgi_cache.lookup.look_up`): a repeated request skips the
+    # query canonicalisation and the digest.  Bounded by ``KEY_MEMO_SIZE``.
+    key_memo: dict[tuple[object, ...], str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(slots=True)
