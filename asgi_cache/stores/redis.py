@@ -1115,8 +1115,8 @@ class RedisStore(Store):
         return endpoints
 
     async def _cluster_primaries(self) -> frozenset[str]:
-        """The ``host:port`` of every primary the cluster lists (``CLUSTER NODES``) that is
-        not failing, whether or not it owns slots."""
+        """The ``host:port`` of every primary the cluster lists (``CLUSTER NODES``), but
+        those it has failed, whether or not they own slots."""
         client: Any = self._client
         reply = await client.execute_command("CLUSTER NODES")
         if isinstance(reply, dict):  # redis-py parses the reply into {address: fields}
@@ -1675,8 +1675,10 @@ def _batches(keys: list[bytes]) -> Iterable[list[bytes]]:
         yield keys[start : start + _BATCH]
 
 
-#: ``CLUSTER NODES`` flags of a primary that cannot be tracked (failing, not yet joined).
-_UNUSABLE_NODE = frozenset({"fail", "fail?", "handshake", "noaddr"})
+#: ``CLUSTER NODES`` flags of a primary not to track: failed by the cluster's consensus (its
+#: slots go to a replica), or not a member yet.  A primary only suspected (``fail?``) may
+#: still take writes, so it stays tracked: while it does not answer, the tier is bypassed.
+_UNUSABLE_NODE = frozenset({"fail", "handshake", "noaddr"})
 
 
 def _pop_near_bytes(url: str) -> tuple[str, int | None]:
