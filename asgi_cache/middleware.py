@@ -149,6 +149,8 @@ class CacheMiddleware:
             route_path = _route_path(scope) if scope.get("root_path") else scope["path"]
             route = table.for_read(route_path)
             if route is not None:
+                if self.cache.surrogate_keys_for is not None and route.front is not None:
+                    send = _keys_for_front_only(self.cache, scope, send)
                 if self.cache.enabled:
                     await self._read(route, route_path, scope, receive, send)
                 else:
@@ -334,11 +336,11 @@ class CacheMiddleware:
                 return
             if directives.no_store:  # §5.2.1.5: forwarded, and not stored
                 status = self._keyed(lookup, Detail.REQUEST_NO_STORE)
-                await self._forward(status, scope, receive, send, _downstream(lookup))
+                await self._forward(status, scope, receive, send, _downstream(lookup, cache.prefix))
                 return
         if lookup.head:  # a HEAD has no body to store
             status = self._keyed(lookup, Detail.HEAD)
-            await self._forward(status, scope, receive, send, _downstream(lookup))
+            await self._forward(status, scope, receive, send, _downstream(lookup, cache.prefix))
             return
         leadership: Leadership | None = None
         if cache.coalesce:
@@ -444,13 +446,14 @@ class CacheMiddleware:
         for one user (a failing store, a failing key function) to another.
         """
         self.cache.counters.bypasses[reason.value if isinstance(reason, Detail) else reason] += 1
-        await self._forward(
-            forwarded(Forward.BYPASS, reason),
-            scope,
-            receive,
-            send,
-            lambda headers: downstream(headers, route.vary_names, (), route.private),
-        )
+        front = route.front
+        tags = None if front is None else _static_tags(route, _route_path(scope), self.cache.prefix)
+
+        def headers_of(headers: Headers) -> Headers:
+            headers = downstream(headers, route.vary_names, (), route.private)
+            return headers if front is None else front.headers(headers, tags)
+
+        await self._forward(forwarded(Forward.BYPASS, reason), scope, receive, send, headers_of)
 
     async def _forward(
         self,
@@ -519,6 +522,23 @@ class CacheMiddleware:
         return [path_tag(prefix, p) for path in paths for p in table.canonical_paths(path, None)]
 
 
+def _keys_for_front_only(cache: Cache, scope: Scope, send: Send) -> Send:
+    """``send``, stripping the surrogate key header unless the request carries
+    the header that marks the cache in front (``Cache(surrogate_keys_for=...)``)."""
+    marker, fmt = cache.surrogate_keys_for, cache.surrogate_keys
+    if fmt is None or any(name == marker for name, _ in scope["headers"]):
+        return send
+    field = fmt.header
+
+    async def send_without_keys(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(n, v) for n, v in message.get("headers", ()) if n.lower() != field]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_without_keys
+
+
 async def _send_only_if_cached(send: Send) -> None:
     """Answer a request that forbade going to the application when nothing stored may answer it.
 
@@ -553,8 +573,30 @@ async def _send_invalidation_failed(send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _downstream(lookup: Lookup) -> Callable[[Headers], Headers]:
+def _downstream(lookup: Lookup, prefix: str) -> Callable[[Headers], Headers]:
     """What a response forwarded for ``lookup`` must say to caches downstream: its
     selecting headers in ``Vary``, and ``private`` on a ``key=`` route."""
     route = lookup.route
-    return lambda headers: downstream(headers, route.vary_names, lookup.varied, route.private)
+    front = route.front
+    if front is None:
+        return lambda headers: downstream(headers, route.vary_names, lookup.varied, route.private)
+    tags = None if route.rule.tag_function is not None else lookup.tags(prefix)
+
+    def headers_of(headers: Headers) -> Headers:
+        headers = downstream(headers, route.vary_names, lookup.varied, route.private)
+        return front.headers(headers, tags)
+
+    return headers_of
+
+
+def _static_tags(route: ReadRoute, route_path: str, prefix: str) -> list[str] | None:
+    """The store tags of a response of ``route`` at ``route_path`` known without
+    running anything of the request's (``None`` when a ``tags=`` or ``key=``
+    callable fills them): those of a request that bypassed the cache."""
+    if route.rule.tag_function is not None or route.rule.key is not None:
+        return None
+    canonical = route.canonical_path(route_path)
+    paths = dict.fromkeys([canonical, route_path])
+    return [tag_key(prefix, t) for t in route.tags(route_path)] + [
+        path_tag(prefix, p) for p in paths
+    ]

@@ -341,7 +341,12 @@ class Responder:
 
     def _downstream(self, headers: Headers, selecting: tuple[bytes, ...]) -> Headers:
         route = self.lookup.route
-        return downstream(headers, route.vary_names, selecting, route.private)
+        headers = downstream(headers, route.vary_names, selecting, route.private)
+        if route.front is None:
+            return headers
+        # The tags are known once the tags= callable ran, if the route has one.
+        known = self.unpersisted is not Detail.KEY_ERROR
+        return route.front.headers(headers, self.tags if known else None)
 
     async def _validated(self, stored: Entry, not_modified: Headers) -> None:
         """The application answered the validation ``304``: update, store, answer.
