@@ -53,21 +53,21 @@ def uvicorn_command(app: str, port: int, *options: str) -> list[str]:
 
 
 def wait_until_accepting(
-    process: subprocess.Popen[bytes], port: int, log: Path, timeout: float
+    process: subprocess.Popen[bytes], port: int, log: Path, timeout: float, name: str = "uvicorn"
 ) -> None:
     """Return once ``port`` accepts a connection; raise :class:`ServerFailed` if ``process``
-    exits first or ``timeout`` seconds pass."""
+    (``name``) exits first or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            raise ServerFailed(f"uvicorn exited with {process.returncode}:\n{log.read_text()}")
+            raise ServerFailed(f"{name} exited with {process.returncode}:\n{log.read_text()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             if time.monotonic() > deadline:
                 raise ServerFailed(
-                    f"uvicorn did not accept connections within {timeout} s:\n{log.read_text()}"
+                    f"{name} did not accept connections within {timeout} s:\n{log.read_text()}"
                 ) from None
             time.sleep(0.05)
 
