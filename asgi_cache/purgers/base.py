@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Purge", "Purger", "http_client"]
+__all__ = ["HTTPClient", "Purge", "Purger"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +56,36 @@ class Purger(abc.ABC):
         """Release connections (the cache does it at shutdown)."""
 
 
-def http_client(timeout: float) -> Any:
-    """An ``httpx.AsyncClient`` for purge requests; ``ImportError`` naming the
-    extra when httpx is not installed."""
-    try:
-        import httpx
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "asgi-cache purgers send HTTP requests with httpx: pip install 'asgi-cache[purge]'"
-        ) from exc
-    return httpx.AsyncClient(timeout=timeout)
+class HTTPClient:
+    """An ``httpx.AsyncClient`` per event loop, for a purger's requests.
+
+    httpx is imported when the purger is made (``ImportError`` naming the
+    extra when it is missing), so the first purge does not pay for it; a
+    client is made on the first request of each event loop, since a
+    connection pool cannot outlive its loop.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        try:
+            import httpx
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "asgi-cache purgers send HTTP requests with httpx: pip install 'asgi-cache[purge]'"
+            ) from exc
+        self._httpx = httpx
+        self.timeout = timeout
+        self._client: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self) -> Any:
+        """The client of the running event loop."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = self._httpx.AsyncClient(timeout=self.timeout)
+            self._loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._loop is asyncio.get_running_loop():
+            await client.aclose()

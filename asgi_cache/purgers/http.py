@@ -16,9 +16,8 @@ import json
 import os
 from collections.abc import Mapping
 from string import Template
-from typing import Any
 
-from asgi_cache.purgers.base import Purge, Purger, http_client
+from asgi_cache.purgers.base import HTTPClient, Purge, Purger
 
 __all__ = ["HTTPPurger", "cloudflare", "fastly"]
 
@@ -59,7 +58,7 @@ class HTTPPurger(Purger):
         self.batch = batch
         self.timeout = float(timeout)
         self.name = f"{method} {url}"
-        self._client: Any = None
+        self._client = HTTPClient(self.timeout)
 
     def _token(self) -> str:
         if self.token_env is None:
@@ -70,9 +69,7 @@ class HTTPPurger(Purger):
         return token
 
     async def purge(self, purge: Purge) -> None:
-        client = self._client
-        if client is None:
-            client = self._client = http_client(self.timeout)
+        client = self._client.get()
         keys = list(purge.keys)
         for start in range(0, len(keys), self.batch):
             group = keys[start : start + self.batch]
@@ -92,9 +89,7 @@ class HTTPPurger(Purger):
                 raise RuntimeError(f"{self.name} answered {response.status_code}")
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await self._client.aclose()
 
 
 def fastly(service_id: str, *, token_env: str = "FASTLY_API_TOKEN") -> HTTPPurger:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from asgi_cache.purgers.base import Purge, Purger, http_client
+from asgi_cache.purgers.base import HTTPClient, Purge, Purger
 
 __all__ = ["VarnishPurger", "ban_expression"]
 
@@ -62,12 +62,10 @@ class VarnishPurger(Purger):
         self.headers = dict(headers or {})
         self.timeout = float(timeout)
         self.name = "Varnish " + ", ".join(self.urls)
-        self._client: Any = None
+        self._client = HTTPClient(self.timeout)
 
     async def purge(self, purge: Purge) -> None:
-        client = self._client
-        if client is None:
-            client = self._client = http_client(self.timeout)
+        client = self._client.get()
         for url in self.urls:
             for group in _groups(purge.keys):
                 await _send(client, "PURGE", url, {**self.headers, "xkey-purge": group})
@@ -76,9 +74,7 @@ class VarnishPurger(Purger):
                 await _send(client, "BAN", url, {**self.headers, "ban-url": ban})
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await self._client.aclose()
 
 
 def _groups(keys: tuple[str, ...]) -> list[str]:

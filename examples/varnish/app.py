@@ -38,7 +38,7 @@ VARNISH_URLS = os.environ.get("VARNISH_URLS", "http://127.0.0.1:6081").split(","
 
 cache = Cache(
     prefix="shop",
-    surrogate_keys=True,  # Surrogate-Key: shop product:1 products /products/1
+    surrogate_keys=True,  # Surrogate-Key: shop product:1 /products/1
     surrogate_keys_for="surrogate-capability",  # only Varnish sees them (the VCL sets it)
     cdn_cache_control="max-age=3600",  # Varnish keeps pages an hour: purges keep them right
     purgers=[VarnishPurger(VARNISH_URLS)],
@@ -53,7 +53,7 @@ EXECUTIONS: Counter[str] = Counter()
 
 
 @app.get("/products/{pid}")
-@cached(ttl=600, tags=("product:{pid}", "products"))
+@cached(ttl=600, tags=("product:{pid}",))
 async def product(pid: int) -> dict[str, object]:
     EXECUTIONS["product"] += 1
     return {"id": pid, "name": NAMES.get(pid)}
