@@ -91,14 +91,20 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def running_uvicorn(
-    app: str, *options: str, env: Mapping[str, str], log: Path, startup_timeout: float
+    app: str,
+    *options: str,
+    env: Mapping[str, str],
+    log: Path,
+    startup_timeout: float,
+    port: int | None = None,
 ) -> Iterator[str]:
-    """Run ``uvicorn app`` on a free port and yield its base URL once it accepts connections.
+    """Run ``uvicorn app`` on ``port`` (a free one by default) and yield its base URL
+    once it accepts connections.
 
     The server runs in a process group of its own, so its workers are stopped with it when
     the block ends, however it ends; its output goes to ``log``.
     """
-    port = free_port()
+    port = port or free_port()
     with log.open("wb") as output:
         process = subprocess.Popen(
             uvicorn_command(app, port, *options),

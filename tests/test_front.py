@@ -26,7 +26,9 @@ async def product(request: Request) -> JSONResponse:
 
 @cached(tags=("product:{pid}",), cdn_cache_control="max-age=600")
 async def own_freshness(request: Request) -> JSONResponse:
-    return JSONResponse({}, headers={"cdn-cache-control": "max-age=5", "cache-control": "max-age=5"})
+    return JSONResponse(
+        {}, headers={"cdn-cache-control": "max-age=5", "cache-control": "max-age=5"}
+    )
 
 
 @cached(key=lambda request: request.headers.get("x-user", ""), tags=("user:{key}",), ttl=60)
