@@ -470,6 +470,7 @@ class Responder:
             cache.counters.stores += 1
         elif self.persist:  # refused: an invalidation raced this response
             await self._not_storing("refused")
+            self._raced()
             return Detail.NOT_STORED
         if self.leadership is not None:
             # Followers in this process get the entry itself once it is stored.
@@ -480,6 +481,14 @@ class Responder:
             # not be theirs: they go to the application.
             await self.leadership.release(entry if stored and key == self.lookup.key else None)
         return None if stored else Detail.NOT_STORED
+
+    def _raced(self) -> None:
+        """An invalidation came while the application computed this response,
+        which may predate the write: the tier in front must not keep it either,
+        since the write's purge may have reached it before this response does."""
+        front = self.lookup.route.front
+        if front is not None and self.held is not None:
+            self.held["headers"] = front.headers(self.held["headers"], None)
 
     async def _record(self, ttl: float) -> str:
         """Store the vary record under the page key; return the variant's key.

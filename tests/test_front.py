@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from asgi_cache import Cache, CacheConfigError, CacheMiddleware, MemoryStore, cached
+from asgi_cache import Cache, CacheConfigError, CacheMiddleware, MemoryStore, cached, get_cache
 from tests.helpers import BrokenStore, Calls, cache_status, detail_of, is_hit
 
 calls = Calls()
@@ -52,7 +52,15 @@ async def tagged(request: Request) -> JSONResponse:
     return JSONResponse({})
 
 
+@cached(ttl=60, tags=("product:{pid}",))
+async def raced(request: Request) -> JSONResponse:
+    # A write of this product lands while the page is computed.
+    await get_cache(request).invalidate(f"product:{request.path_params['pid']}")
+    return JSONResponse({})
+
+
 ROUTES = [
+    Route("/raced/{pid:int}", raced),
     Route("/products/{pid:int}", product),
     Route("/own/{pid:int}", own_freshness),
     Route("/me", me),
@@ -177,6 +185,16 @@ def test_a_bypassed_response_carries_its_keys_too() -> None:
     assert response.headers["surrogate-key"] == "shop product:2 products /products/2"
     assert "surrogate-key" not in tagged.headers  # its tags= callable did not run
     assert tagged.headers["cdn-cache-control"] == "no-store"
+
+
+def test_a_page_computed_across_an_invalidation_is_kept_by_neither_tier(
+    client_with: Any,
+) -> None:
+    client = client_with(surrogate_keys=True, cdn_cache_control="max-age=300")
+    response = client.get("/raced/1")
+    assert detail_of(response) == "not-stored"
+    assert response.headers["cdn-cache-control"] == "no-store"
+    assert "surrogate-key" not in response.headers
 
 
 def test_misuse_is_refused_early() -> None:

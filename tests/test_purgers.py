@@ -171,6 +171,7 @@ async def test_a_purge_api_that_is_down_gets_what_it_missed_once_it_is_up(
                 while cache.stats()["purges_pending"]:
                     await anyio.sleep(0.05)
             got = received(url)
+    await cache.aclose()
     assert [r["headers"] for r in got] == [
         {"x-keys": "product:1 products /products/1 product:2 /products/2"}
     ]
