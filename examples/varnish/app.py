@@ -5,19 +5,7 @@ with vmod xkey, see ``default.vcl``) and tells Varnish how long to keep it in
 ``CDN-Cache-Control``, apart from what browsers get.  A write invalidates the
 application's cache, then purges Varnish by the same tags, before its
 response goes out; if Varnish does not answer, the purge is retried until it
-does.  Run both (``examples/varnish/README.md`` has the commands)::
-
-    .venv/bin/python -m uvicorn examples.varnish.app:app --port 8000
-    sed 's/"8000"/"8000"/' examples/varnish/default.vcl > /tmp/asgi-cache.vcl
-    varnishd -F -j none -n /tmp/varnish -a 127.0.0.1:6081 -f /tmp/asgi-cache.vcl \\
-        -s malloc,32m -T none
-
-and read through Varnish (port 6081)::
-
-    curl -i http://127.0.0.1:6081/products/1      # both miss: the application runs
-    curl -i http://127.0.0.1:6081/products/1      # Cache-Status: ..., varnish; hit
-    curl -i -X PUT "http://127.0.0.1:6081/products/1?name=pear"  # purges both tiers
-    curl -i http://127.0.0.1:6081/products/1      # "pear", from the application once
+does.  ``examples/varnish/README.md`` has the commands to run both and try them.
 
 ``VARNISH_URLS`` lists the Varnish instances to purge (comma-separated;
 ``http://127.0.0.1:6081`` by default), ``PURGE_WAIT`` how long a write waits
