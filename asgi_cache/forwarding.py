@@ -103,9 +103,7 @@ def _static_tags(route: ReadRoute, path: str, prefix: str) -> list[str] | None:
     if route.rule.tag_function is not None or route.rule.key is not None:
         return None
     paths = dict.fromkeys([route.canonical_path(path), path])
-    return [tag_key(prefix, tag) for tag in route.tags(path)] + [
-        path_tag(prefix, p) for p in paths
-    ]
+    return [tag_key(prefix, tag) for tag in route.tags(path)] + [path_tag(prefix, p) for p in paths]
 
 
 async def send_only_if_cached(send: Send) -> None:
