@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
@@ -59,7 +59,17 @@ async def raced(request: Request) -> JSONResponse:
     return JSONResponse({})
 
 
+@cached(tags=("doc:{name}",))
+async def validated(request: Request) -> Response:
+    """Validated at every reuse: a second request gets the 304 path."""
+    headers = {"etag": '"v1"', "cache-control": "no-cache"}
+    if request.headers.get("if-none-match") == '"v1"':
+        return Response(status_code=304, headers=headers)
+    return JSONResponse({"v": 1}, headers=headers)
+
+
 ROUTES = [
+    Route("/docs/{name}", validated),
     Route("/raced/{pid:int}", raced),
     Route("/products/{pid:int}", product),
     Route("/own/{pid:int}", own_freshness),
@@ -195,6 +205,18 @@ def test_a_page_computed_across_an_invalidation_is_kept_by_neither_tier(
     assert detail_of(response) == "not-stored"
     assert response.headers["cdn-cache-control"] == "no-store"
     assert "surrogate-key" not in response.headers
+
+
+def test_a_head_and_a_validated_entry_carry_the_keys_too(client_with: Any) -> None:
+    client = client_with(surrogate_keys=True)
+    assert detail_of(head := client.head("/products/4")) == "head"
+    assert head.headers["surrogate-key"] == "shop product:4 products /products/4"
+    client.get("/docs/a")
+    again = client.get("/docs/a")  # the application answered 304 to the cache
+    assert again.status_code == 200 and again.json() == {"v": 1}
+    status = cache_status(again)
+    assert status is not None and status.fwd == "stale"
+    assert again.headers["surrogate-key"] == "shop doc:a /docs/a"
 
 
 def test_misuse_is_refused_early() -> None:

@@ -18,10 +18,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached, invalidates
+from asgi_cache import (
+    Cache,
+    CacheMiddleware,
+    InvalidationPending,
+    MemoryStore,
+    cached,
+    invalidates,
+)
 from asgi_cache.admin import admin_app
 from asgi_cache.purgers import HTTPPurger, Purge, Purger, VarnishPurger, cloudflare, fastly
-from tests.helpers import client_for
+from tests.helpers import BrokenStore, client_for
 from tests.servers import ROOT, free_port, running_uvicorn
 
 pytestmark = pytest.mark.anyio
@@ -101,6 +108,15 @@ async def test_every_way_of_invalidating_reaches_the_purgers() -> None:
         # The admin's POST is a write too: its own path goes, as for any write.
         Purge(("/_cache/purge",), ("/_cache/purge",)),
     ]
+
+
+async def test_the_cache_in_front_is_purged_even_when_the_store_is_down() -> None:
+    purger = KeptPurges()
+    cache = Cache(BrokenStore(), prefix="shop", purgers=[purger])
+    with pytest.raises(InvalidationPending):
+        await cache.invalidate("sale")
+    await cache.aclose()
+    assert purger.purges == [Purge(("sale",))]
 
 
 async def test_a_disabled_cache_purges_nothing() -> None:
