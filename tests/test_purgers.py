@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from asgi_cache import (
 )
 from asgi_cache.admin import admin_app
 from asgi_cache.purgers import HTTPPurger, Purge, Purger, VarnishPurger, cloudflare, fastly
+from asgi_cache.purgers.varnish import ban_expression
 from tests.helpers import BrokenStore, client_for
 from tests.servers import ROOT, free_port, running_uvicorn
 
@@ -253,6 +255,13 @@ def test_fastly_and_cloudflare_are_configurations_of_the_http_purger() -> None:
     assert cloudflare("zone").url.template == (
         "https://api.cloudflare.com/client/v4/zones/zone/purge_cache"
     )
+
+
+def test_varnish_bans_match_the_encoded_paths_with_any_query() -> None:
+    expression = ban_expression(["/products/1", "/a b"], root_path="/shop")
+    assert expression == r"^(/shop/products/1|/shop/a%20b)([?]|$)"
+    assert re.match(expression, "/shop/products/1?page=2")
+    assert not re.match(expression, "/shop/products/12")
 
 
 def test_purgers_refuse_misuse() -> None:

@@ -146,6 +146,18 @@ def test_a_put_purges_both_tiers_by_tag(tiers: Tiers) -> None:
     assert tiers.stats()["cache"]["purges_pending"] == 0
 
 
+def test_a_write_bans_its_url_from_varnish_also_for_routes_not_cached_here(
+    tiers: Tiers,
+) -> None:
+    tiers.through("/about")
+    assert varnish_hit(tiers.through("/about"))
+    edited = httpx.put(tiers.varnish.url + "/about", params={"text": "a new shop"}, timeout=30)
+    assert edited.status_code == 200
+    after = tiers.through("/about")
+    assert after.json() == {"about": "a new shop"}
+    assert not varnish_hit(after)
+
+
 @pytest.mark.parametrize(("path", "header"), [("/me", "x-user"), ("/account", "authorization")])
 def test_a_per_user_route_is_never_served_by_varnish_to_another_user(
     tiers: Tiers, path: str, header: str

@@ -27,9 +27,8 @@ _VMOD_DIRS = ("/usr/lib/x86_64-linux-gnu/varnish/vmods", "/usr/lib/varnish/vmods
 def varnishd_binary() -> str:
     """The path of ``varnishd``; ``RuntimeError`` naming the packages when it or
     vmod xkey is missing."""
-    found = shutil.which("varnishd") or next(
-        (path for path in ("/usr/sbin/varnishd",) if os.path.exists(path)), None
-    )
+    # /usr/sbin is not on every user's PATH.
+    found = shutil.which("varnishd") or shutil.which("varnishd", path="/usr/sbin")
     if found is None:
         raise RuntimeError(
             "varnishd not found: install Debian's varnish and varnish-modules "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 from asgi_cache.purgers.base import HTTPClient, Purge, Purger
 
@@ -26,8 +27,12 @@ _HEADER_BYTES = 6000
 
 
 def ban_expression(paths: Iterable[str], root_path: str = "") -> str:
-    """A regex matching the URLs of ``paths`` with any query (or none)."""
-    alternatives = "|".join(re.escape(root_path + path) for path in paths)
+    """A regex matching the URLs of ``paths`` with any query (or none).
+
+    Paths are matched as a client usually sends them, percent-encoded (RFC 3986
+    §2.1), which also keeps spaces and quotes out of the ban expression.
+    """
+    alternatives = "|".join(re.escape(quote(root_path + path)) for path in paths)
     return f"^({alternatives})([?]|$)"
 
 

@@ -36,6 +36,7 @@ app = FastAPI(title="asgi-cache behind Varnish")
 app.add_middleware(CacheMiddleware, cache=cache)
 
 NAMES: dict[int, str] = {1: "apple", 2: "fig", 3: "plum"}
+ABOUT = ["a shop"]
 #: How often each endpoint ran in this process (what neither cache answered).
 EXECUTIONS: Counter[str] = Counter()
 
@@ -59,6 +60,20 @@ async def products() -> dict[str, object]:
 async def rename(pid: int, name: str) -> dict[str, object]:
     NAMES[pid] = name
     return {"id": pid, "name": name}
+
+
+@app.get("/about")
+async def about(response: Response) -> dict[str, object]:
+    """Not cached here, but public: Varnish keeps it; a write to it bans its URL."""
+    EXECUTIONS["about"] += 1
+    response.headers["cache-control"] = "public, max-age=3600"
+    return {"about": ABOUT[0]}
+
+
+@app.put("/about")
+async def edit_about(text: str) -> dict[str, object]:
+    ABOUT[0] = text
+    return {"about": text}
 
 
 @app.get("/me")
