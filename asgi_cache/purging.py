@@ -71,9 +71,11 @@ class Purging:
         if not self.purgers or not purge:
             return
         waited = []
+        retrying = self._retrying is not None and not self._retrying.done()
         for index in range(len(self.purgers)):
-            if index in self._owed:  # failing: no write waits for it
-                self._owed[index] = self._owed[index].merged(purge)
+            owed = self._owed.get(index)
+            if owed is not None and retrying:  # failing: no write waits for it
+                self._owed[index] = owed.merged(purge)
             else:
                 waited.append(index)
         if waited:
@@ -85,14 +87,17 @@ class Purging:
 
     async def _send_one(self, index: int, purge: Purge) -> None:
         purger = self.purgers[index]
+        owed = self._owed.pop(index, None)  # no background retry (trio): sent along now
+        if owed is not None:
+            purge = owed.merged(purge)
         try:
             with anyio.fail_after(self.wait):
                 await purger.purge(purge)
         except Exception as exc:
             self.failed += 1
-            owed = self._owed.get(index)
-            self._owed[index] = purge if owed is None else owed.merged(purge)
-            if owed is None:
+            kept = self._owed.get(index)
+            self._owed[index] = purge if kept is None else kept.merged(purge)
+            if owed is None and kept is None:
                 logger.warning(
                     "asgi-cache: purge to %s failed (%s); kept, and retried until it answers",
                     purger.name,
@@ -106,7 +111,7 @@ class Purging:
             return
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:  # no asyncio loop: the next purge retries it
+        except RuntimeError:  # no asyncio loop (trio): the next purge sends it along
             return
         self._retrying = loop.create_task(self._retry())
 

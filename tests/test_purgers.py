@@ -198,6 +198,22 @@ async def test_a_purge_api_that_is_down_gets_what_it_missed_once_it_is_up(
     assert len([w for w in warnings if "applied; it is back" in w]) == 1
 
 
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_on_trio_what_was_kept_goes_along_with_the_next_purge(
+    anyio_backend: str, api_port: int, tmp_path: Path
+) -> None:
+    purger = HTTPPurger(f"http://127.0.0.1:{api_port}/purge", headers={"x-keys": "$keys"})
+    cache = Cache(MemoryStore(), prefix="shop", purgers=[purger], purge_wait=2)
+    await cache.invalidate("first")  # nothing listens yet: kept
+    assert cache.stats()["purges_pending"] == 1
+    with serving(api_port, tmp_path / "api.log") as url:
+        await cache.invalidate("second")
+        got = received(url)
+    await cache.aclose()
+    assert [r["headers"] for r in got] == [{"x-keys": "first second"}]
+    assert cache.stats()["purges_pending"] == 0
+
+
 async def test_an_api_that_refuses_is_a_failure_kept_for_later(
     api_port: int, tmp_path: Path
 ) -> None:

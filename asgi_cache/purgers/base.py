@@ -75,11 +75,11 @@ class HTTPClient:
         self._httpx = httpx
         self.timeout = timeout
         self._client: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: object = None
 
     def get(self) -> Any:
         """The client of the running event loop."""
-        loop = asyncio.get_running_loop()
+        loop = _running_loop()
         if self._client is None or self._loop is not loop:
             self._client = self._httpx.AsyncClient(timeout=self.timeout)
             self._loop = loop
@@ -87,5 +87,15 @@ class HTTPClient:
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
-        if client is not None and self._loop is asyncio.get_running_loop():
+        if client is not None and self._loop is _running_loop():
             await client.aclose()
+
+
+def _running_loop() -> object:
+    """The running event loop, or trio's token: what a connection pool belongs to."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # anyio's other backend
+        import trio
+
+        return trio.lowlevel.current_trio_token()
