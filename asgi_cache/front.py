@@ -70,22 +70,25 @@ class Front:
     directives: bytes | None
     per_user: bool
 
-    def headers(self, headers: Headers, store_tags: list[str] | None) -> Headers:
+    def headers(
+        self, headers: Headers, store_tags: list[str] | None, *, storable: bool = True
+    ) -> Headers:
         """``headers`` with this route's keys and freshness for the tier in front.
 
         ``store_tags``: the response's store-level tags, ``None`` when they
-        are not known.  The application's own key field and, when the route
-        sets freshness, its own freshness field are replaced.
+        are not known (then, with keys to send, the tier in front gets
+        ``no-store``); ``storable=False``: it gets ``no-store`` whatever the
+        tags.  The application's own key field and, when the route sets
+        freshness, its own freshness field are replaced.
         """
         if self.per_user:
             return headers
-        known = store_tags is not None
         value = None
-        if self.keys is not None and store_tags is not None:
-            value = key_field(self.prefix, store_tags, self.keys)
-            known = value is not None
+        if storable and self.keys is not None:
+            value = None if store_tags is None else key_field(self.prefix, store_tags, self.keys)
+            storable = value is not None
         drop = {self.keys.header} if self.keys is not None else set()
-        directives = self.directives if known else _NO_STORE
+        directives = self.directives if storable else _NO_STORE
         if directives is not None:
             drop.add(self.field)
         out = [(n, v) for n, v in headers if n.lower() not in drop]

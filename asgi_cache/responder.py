@@ -458,7 +458,7 @@ class Responder:
         since the write's purge may have reached it before this response does."""
         front = self.lookup.route.front
         if front is not None and self.held is not None:
-            self.held["headers"] = front.headers(self.held["headers"], None)
+            self.held["headers"] = front.headers(self.held["headers"], None, storable=False)
 
     async def _record(self, ttl: float) -> str:
         """Store the vary record under the page key; return the variant's key.

@@ -219,6 +219,15 @@ def test_a_head_and_a_validated_entry_carry_the_keys_too(client_with: Any) -> No
     assert again.headers["surrogate-key"] == "shop doc:a /docs/a"
 
 
+def test_without_keys_unknown_tags_do_not_keep_a_page_from_the_tier_in_front(
+    client_with: Any,
+) -> None:
+    response = client_with(cdn_cache_control="max-age=300").get("/tagged?fail=1")
+    assert response.headers["cdn-cache-control"] == "max-age=300"
+    raced = client_with(cdn_cache_control="max-age=300").get("/raced/2")
+    assert raced.headers["cdn-cache-control"] == "no-store"
+
+
 def test_misuse_is_refused_early() -> None:
     with pytest.raises(ValueError, match="cdn_field"):
         Cache(cdn_field="X-Freshness")
