@@ -64,9 +64,11 @@ async def rename(pid: int, name: str) -> dict[str, object]:
 
 @app.get("/about")
 async def about(response: Response) -> dict[str, object]:
-    """Not cached here, but public: Varnish keeps it; a write to it bans its URL."""
+    """Not cached here: Varnish keeps it an hour (``Surrogate-Control``), browsers
+    not at all; a write to it bans its URL from Varnish."""
     EXECUTIONS["about"] += 1
-    response.headers["cache-control"] = "public, max-age=3600"
+    response.headers["surrogate-control"] = "max-age=3600"
+    response.headers["cache-control"] = "no-store"
     return {"about": ABOUT[0]}
 
 

@@ -62,22 +62,31 @@ sub vcl_backend_response {
     if (beresp.http.Surrogate-Key) {
         set beresp.http.xkey = beresp.http.Surrogate-Key;
     }
+    # RFC 9213 CDN-Cache-Control, else Surrogate-Control: obeyed instead of
+    # Cache-Control.
     if (beresp.http.CDN-Cache-Control) {
-        # RFC 9213: obeyed instead of Cache-Control.
-        if (beresp.http.CDN-Cache-Control ~ "(?i)(no-store|private|no-cache)") {
+        set beresp.http.x-front = beresp.http.CDN-Cache-Control;
+    } elsif (beresp.http.Surrogate-Control) {
+        set beresp.http.x-front = beresp.http.Surrogate-Control;
+    }
+    if (beresp.http.x-front) {
+        if (beresp.http.x-front ~ "(?i)(no-store|private|no-cache)") {
+            unset beresp.http.x-front;
             set beresp.uncacheable = true;
             set beresp.ttl = 120s;
             return (deliver);
         }
-        if (beresp.http.CDN-Cache-Control ~ "(?i)max-age=[0-9]+") {
+        if (beresp.http.x-front ~ "(?i)max-age=[0-9]+") {
             set beresp.ttl = std.duration(
-                regsub(beresp.http.CDN-Cache-Control, "(?i)^.*max-age=([0-9]+).*$", "\1s"), 0s);
+                regsub(beresp.http.x-front, "(?i)^.*max-age=([0-9]+).*$", "\1s"), 0s);
             set beresp.grace = 0s;
+            unset beresp.http.x-front;
             if (beresp.http.Set-Cookie || beresp.http.Vary == "*") {
                 set beresp.uncacheable = true;
             }
             return (deliver);
         }
+        unset beresp.http.x-front;
     }
     # The builtin vcl_backend_response follows: Surrogate-Control no-store,
     # Cache-Control private / no-store / no-cache and Set-Cookie are not stored.
