@@ -308,18 +308,20 @@ class Cache:
         invalidations still pending start afresh too, so what a test observes
         is only its own doing, and nothing it stores is left behind for the
         next: the usual store is never touched, whatever it is (a Redis a
-        developer also runs the app against, for one).  Not for a running
-        production app: requests under way when the block begins or ends
-        may read one store and write the other.
+        developer also runs the app against, for one).  No purge goes to the
+        cache's purgers meanwhile: a test's writes never purge a real CDN.
+        Not for a running production app: requests under way when the block
+        begins or ends may read one store and write the other.
         """
-        saved = (self.store, self.pending, self.counters)
+        saved = (self.store, self.pending, self.counters, self.purging)
         self.store = _checked_store(store, self.clock)
         self.pending = PendingInvalidations(self.store, namespace(self.prefix))
         self.counters = CacheStats()
+        self.purging = Purging((), self.purging.wait)
         try:
             yield self
         finally:
-            self.store, self.pending, self.counters = saved
+            self.store, self.pending, self.counters, self.purging = saved
 
     async def invalidate(self, *tags: str) -> int:
         """Remove every entry stored under any of ``tags``; return how many.

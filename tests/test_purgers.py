@@ -121,12 +121,17 @@ async def test_the_cache_in_front_is_purged_even_when_the_store_is_down() -> Non
     assert purger.purges == [Purge(("sale",))]
 
 
-async def test_a_disabled_cache_purges_nothing() -> None:
+async def test_a_disabled_or_isolated_cache_purges_nothing() -> None:
     purger = KeptPurges()
     cache = Cache(MemoryStore(), purgers=[purger])
     with cache.disabled():
         await cache.invalidate("sale")
+    with cache.isolated():
+        await cache.invalidate("sale")
+        await cache.clear()
     assert purger.purges == []
+    await cache.invalidate("sale")
+    assert purger.purges == [Purge(("sale",))]
 
 
 async def test_a_purger_slower_than_purge_wait_is_not_waited_for_but_applied_later() -> None:
