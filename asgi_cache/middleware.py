@@ -48,6 +48,7 @@ from asgi_cache.invalidation import (
 )
 from asgi_cache.keys import path_tag, tag_key
 from asgi_cache.lookup import Lookup, look_up
+from asgi_cache.observers import observed
 from asgi_cache.openapi import document
 from asgi_cache.pending import InvalidationPending
 from asgi_cache.policy import Requested, Reuse, requested, reuse
@@ -149,6 +150,8 @@ class CacheMiddleware:
             route_path = _route_path(scope) if scope.get("root_path") else scope["path"]
             route = table.for_read(route_path)
             if route is not None:
+                if self.cache.observers:
+                    send = observed(scope, send, self.cache.observers)
                 if self.cache.enabled:
                     await self._read(route, route_path, scope, receive, send)
                 else:
