@@ -27,14 +27,15 @@ instrument                            kind     unit            meaning
 ``asgi_cache.invalidations``          counter  {entry}         entries removed by invalidation
 ``asgi_cache.invalidations_failed``   counter  {invalidation}  refused by the store (retried)
 ``asgi_cache.invalidations_pending``  up-down  {tag}           tags whose invalidation is owed
-``asgi_cache.bypasses``               counter  {request}       not cached, by reason [#]_
+``asgi_cache.bypasses``               counter  {request}       not cached, by reason
 ``asgi_cache.store.errors``           counter  {error}         store calls that failed
 ``asgi_cache.store.size``             gauge    By              bytes the store holds
 ``asgi_cache.store.entries``          gauge    {entry}         entries the store holds
 ``asgi_cache.store.evictions``        counter  {entry}         entries the store evicted
 ====================================  =======  ==============  ================================
 
-.. [#] the ``asgi_cache.bypass.reason`` attribute: ``cookie``, ``store-unavailable``...
+The reason of a bypass is in the attribute ``asgi_cache.bypass.reason`` (``cookie``,
+``store-unavailable``...: the ``Cache-Status`` detail).
 
 The ``asgi_cache.store.*`` figures other than errors describe the whole store,
 as far as it reports them (a memory store does, Redis does not): caches

@@ -80,7 +80,9 @@ class Origin:
         self.failing = False
 
 
-def build(cache: Cache, telemetry: Telemetry, origin: Origin | None = None) -> TestClient:
+def build(
+    cache: Cache, telemetry: Telemetry, origin: Origin | None = None, **traced: Any
+) -> TestClient:
     """A FastAPI app behind the cache, behind OpenTelemetry's ASGI middleware."""
     origin = origin or Origin()
     app = FastAPI()
@@ -102,8 +104,9 @@ def build(cache: Cache, telemetry: Telemetry, origin: Origin | None = None) -> T
     async def plain() -> dict[str, bool]:
         return {"cached": False}
 
-    traced = OpenTelemetryMiddleware(app, tracer_provider=telemetry.tracer_provider)
-    return TestClient(traced)
+    return TestClient(
+        OpenTelemetryMiddleware(app, tracer_provider=telemetry.tracer_provider, **traced)
+    )
 
 
 def cache_attributes(span: Attributes) -> Attributes:
@@ -136,6 +139,20 @@ def test_a_miss_then_a_hit_mark_their_server_spans(telemetry: Telemetry) -> None
         "asgi_cache.outcome": "hit",
         "asgi_cache.ttl": 10,
     }
+
+
+def test_the_header_attribute_is_the_one_the_asgi_instrumentation_captures(
+    telemetry: Telemetry,
+) -> None:
+    captured = Cache(MemoryStore(), prefix="captured")
+    with build(captured, telemetry, http_capture_headers_server_response=["cache-status"]) as c:
+        c.get("/page/1")
+    ours = Cache(MemoryStore(), prefix="ours")
+    instrument(ours, meter_provider=telemetry.meter_provider)
+    with build(ours, telemetry) as client:
+        client.get("/page/1")
+    by_instrumentation, by_cache = telemetry.server_spans()
+    assert by_instrumentation[CACHE_STATUS_ATTRIBUTE] == by_cache[CACHE_STATUS_ATTRIBUTE]
 
 
 def test_a_bypass_marks_the_span_with_its_reason(telemetry: Telemetry) -> None:
