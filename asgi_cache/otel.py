@@ -68,8 +68,10 @@ the volume.  Without a recording span, nothing is marked and the request's
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 
 try:
     from opentelemetry import metrics as otel_metrics
@@ -248,24 +250,32 @@ def _mark_span(scope: Scope) -> OnResponse | None:
     return mark
 
 
-def span_attributes(values: list[bytes]) -> dict[str, AttributeValue]:
-    """The span attributes for a response's ``Cache-Status`` field ``values``."""
+def span_attributes(values: Sequence[bytes]) -> Mapping[str, AttributeValue]:
+    """The span attributes for a response's ``Cache-Status`` field ``values``.
+
+    Memoised (read-only mappings): the values a cache sends are few but for
+    ``ttl``, so most requests find theirs already parsed.
+    """
+    return _attributes(tuple(values))
+
+
+@functools.lru_cache(maxsize=1024)
+def _attributes(values: tuple[bytes, ...]) -> Mapping[str, AttributeValue]:
     if not values:
-        return {}
-    text = [value.decode("latin-1") for value in values]
+        return MappingProxyType({})
+    text = tuple(value.decode("latin-1") for value in values)
     attributes: dict[str, AttributeValue] = {CACHE_STATUS_ATTRIBUTE: text}
     status = parse(", ".join(text))
-    if status is None:  # only other caches' members
-        return attributes
-    attributes["asgi_cache.outcome"] = outcome(status)
-    if status.fwd is not None:
-        attributes["asgi_cache.fwd"] = status.fwd.value
-        attributes["asgi_cache.stored"] = status.stored
-    if status.ttl is not None:
-        attributes["asgi_cache.ttl"] = status.ttl
-    if status.detail is not None:
-        attributes["asgi_cache.detail"] = status.detail
-    return attributes
+    if status is not None:  # else only other caches' members
+        attributes["asgi_cache.outcome"] = outcome(status)
+        if status.fwd is not None:
+            attributes["asgi_cache.fwd"] = status.fwd.value
+            attributes["asgi_cache.stored"] = status.stored
+        if status.ttl is not None:
+            attributes["asgi_cache.ttl"] = status.ttl
+        if status.detail is not None:
+            attributes["asgi_cache.detail"] = status.detail
+    return MappingProxyType(attributes)
 
 
 _STALE_DETAILS = frozenset(

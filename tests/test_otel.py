@@ -295,7 +295,7 @@ def test_every_cache_status_has_one_outcome(value: bytes, expected: str) -> None
 
 def test_other_caches_members_are_kept_but_not_read_as_ours() -> None:
     cdn = b"ExampleCDN; fwd=uri-miss; stored"
-    assert span_attributes([cdn]) == {CACHE_STATUS_ATTRIBUTE: [cdn.decode()]}
+    assert span_attributes([cdn]) == {CACHE_STATUS_ATTRIBUTE: (cdn.decode(),)}
     ours = span_attributes([hit(3), cdn])
     assert ours["asgi_cache.outcome"] == "hit"
 
