@@ -172,7 +172,7 @@ class Site:
 
     def relinked(self, text: str, source: str, page: str) -> str:
         """``text`` of ``source`` with its links made to work from ``page``."""
-        here = posixpath.dirname(page)
+        here = posixpath.dirname(page) or "."
 
         def link(match: re.Match[str]) -> str:
             target = match["target"]
