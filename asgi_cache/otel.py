@@ -180,7 +180,16 @@ class _Exported:
                     yield Observation(count, {PREFIX: cache.prefix, REASON: str(reason)})
 
 
-_exported: weakref.WeakKeyDictionary[MeterProvider, _Exported] = weakref.WeakKeyDictionary()
+class _Global:
+    """Stands for the global meter provider, whichever it is at the moment."""
+
+
+#: Instruments made through the global provider before the application sets
+#: it move to the one it sets: so all of them share one entry, never two.
+_GLOBAL = _Global()
+_exported: weakref.WeakKeyDictionary[MeterProvider | _Global, _Exported] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class Instrumentation:
@@ -213,7 +222,8 @@ def instrument(
     """Export ``caches``' counters as metrics and mark their requests' spans.
 
     :param meter_provider: where the instruments go (the global one,
-        ``opentelemetry.metrics.get_meter_provider()``, when omitted).
+        ``opentelemetry.metrics.get_meter_provider()``, when omitted; it may
+        be set before or after this call).
     :param metrics: ``False``: no metrics, only spans.
     :param spans: ``False``: no span attributes, only metrics.
     :returns: an :class:`Instrumentation` (``close()`` it to stop).
@@ -225,11 +235,14 @@ def instrument(
         raise TypeError(f"asgi_cache.otel.instrument takes Cache objects, got {caches!r}")
     exported = None
     if metrics:
-        provider = otel_metrics.get_meter_provider() if meter_provider is None else meter_provider
-        exported = _exported.get(provider)
+        provider = otel_metrics.get_meter_provider()
+        key: MeterProvider | _Global = _GLOBAL
+        if meter_provider is not None and meter_provider is not provider:
+            key = provider = meter_provider
+        exported = _exported.get(key)
         if exported is None:
             meter = provider.get_meter("asgi_cache", __version__)
-            exported = _exported[provider] = _Exported(meter)
+            exported = _exported[key] = _Exported(meter)
         exported.add(caches)
     if spans:
         for cache in caches:

@@ -378,19 +378,8 @@ def cache_status_member(response: _HasHeaders) -> Parameters:
     return members[0]
 
 
-def import_error_without(dependency: str, module: str) -> str:
-    """The ``ImportError`` message of importing ``module`` where ``dependency`` is
-    missing (hidden in ``sys.modules`` of a fresh interpreter)."""
-    code = (
-        "import importlib, sys\n"
-        f"sys.modules[{dependency!r}] = None\n"
-        "try:\n"
-        f"    importlib.import_module({module!r})\n"
-        "except ImportError as exc:\n"
-        "    print(exc)\n"
-        "else:\n"
-        "    raise SystemExit('imported')\n"
-    )
+def python_output(code: str) -> str:
+    """What ``code`` prints, run by a fresh interpreter from the repository's root."""
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=Path(__file__).parent.parent,  # -c puts the working directory on sys.path
@@ -400,3 +389,18 @@ def import_error_without(dependency: str, module: str) -> str:
         timeout=60,
     )
     return done.stdout
+
+
+def import_error_without(dependency: str, module: str) -> str:
+    """The ``ImportError`` message of importing ``module`` where ``dependency`` is
+    missing (hidden in ``sys.modules`` of a fresh interpreter)."""
+    return python_output(
+        "import importlib, sys\n"
+        f"sys.modules[{dependency!r}] = None\n"
+        "try:\n"
+        f"    importlib.import_module({module!r})\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+        "else:\n"
+        "    raise SystemExit('imported')\n"
+    )

@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached
 from asgi_cache.otel import CACHE_STATUS_ATTRIBUTE, instrument, outcome, span_attributes
 from asgi_cache.status import Detail, Forward, forwarded, hit, parse, stood_in, unanswered
-from tests.helpers import Calls, Clock, import_error_without
+from tests.helpers import Calls, Clock, import_error_without, python_output
 
 Attributes = dict[str, Any]
 
@@ -390,6 +390,32 @@ def test_several_caches_report_through_one_provider(telemetry: Telemetry) -> Non
         ({"asgi_cache.prefix": "a"}, 1),
         ({"asgi_cache.prefix": "b"}, 0),
     ]
+
+
+GLOBAL_PROVIDER = """
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from asgi_cache import Cache
+from asgi_cache.otel import instrument
+
+instrument(Cache(prefix="before"))
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+instrument(Cache(prefix="after"))
+for resource in reader.get_metrics_data().resource_metrics:
+    for scope in resource.scope_metrics:
+        for metric in scope.metrics:
+            if metric.name == "asgi_cache.hits":
+                for point in metric.data.data_points:
+                    print(point.attributes["asgi_cache.prefix"])
+"""
+
+
+def test_the_global_provider_reports_caches_instrumented_before_and_after_it_is_set() -> None:
+    # In a fresh interpreter: the global provider can be set once per process.
+    printed = python_output(GLOBAL_PROVIDER)
+    assert sorted(printed.split()) == ["after", "before"]
 
 
 def test_caches_with_one_prefix_cannot_share_a_provider(telemetry: Telemetry) -> None:
