@@ -30,7 +30,7 @@ import logging
 import os
 from typing import Final
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_cache.background import Background
 from asgi_cache.cache import SCOPE_KEY, Cache
@@ -113,6 +113,8 @@ class CacheMiddleware:
             path = route_path(scope) if scope.get("root_path") else scope["path"]
             route = table.for_read(path)
             if route is not None:
+                if self.cache.surrogate_keys_for is not None and route.front is not None:
+                    send = _keys_for_front_only(self.cache, scope, send)
                 if self.cache.observers:
                     send = observed(scope, send, self.cache.observers)
                 if self.cache.enabled:
@@ -244,3 +246,20 @@ class CacheMiddleware:
             await send_only_if_cached(send)
         else:
             await bypass(self.app, self.cache, reason, scope, receive, send, lookup.route)
+
+
+def _keys_for_front_only(cache: Cache, scope: Scope, send: Send) -> Send:
+    """``send``, stripping the surrogate key header unless the request carries
+    the header that marks the cache in front (``Cache(surrogate_keys_for=...)``)."""
+    marker, fmt = cache.surrogate_keys_for, cache.surrogate_keys
+    if fmt is None or any(name == marker for name, _ in scope["headers"]):
+        return send
+    field = fmt.header
+
+    async def send_without_keys(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(n, v) for n, v in message.get("headers", ()) if n.lower() != field]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_without_keys

@@ -53,21 +53,21 @@ def uvicorn_command(app: str, port: int, *options: str) -> list[str]:
 
 
 def wait_until_accepting(
-    process: subprocess.Popen[bytes], port: int, log: Path, timeout: float
+    process: subprocess.Popen[bytes], port: int, log: Path, timeout: float, name: str = "uvicorn"
 ) -> None:
     """Return once ``port`` accepts a connection; raise :class:`ServerFailed` if ``process``
-    exits first or ``timeout`` seconds pass."""
+    (``name``) exits first or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            raise ServerFailed(f"uvicorn exited with {process.returncode}:\n{log.read_text()}")
+            raise ServerFailed(f"{name} exited with {process.returncode}:\n{log.read_text()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             if time.monotonic() > deadline:
                 raise ServerFailed(
-                    f"uvicorn did not accept connections within {timeout} s:\n{log.read_text()}"
+                    f"{name} did not accept connections within {timeout} s:\n{log.read_text()}"
                 ) from None
             time.sleep(0.05)
 
@@ -91,14 +91,20 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def running_uvicorn(
-    app: str, *options: str, env: Mapping[str, str], log: Path, startup_timeout: float
+    app: str,
+    *options: str,
+    env: Mapping[str, str],
+    log: Path,
+    startup_timeout: float,
+    port: int | None = None,
 ) -> Iterator[str]:
-    """Run ``uvicorn app`` on a free port and yield its base URL once it accepts connections.
+    """Run ``uvicorn app`` on ``port`` (a free one by default) and yield its base URL
+    once it accepts connections.
 
     The server runs in a process group of its own, so its workers are stopped with it when
     the block ends, however it ends; its output goes to ``log``.
     """
-    port = free_port()
+    port = port or free_port()
     with log.open("wb") as output:
         process = subprocess.Popen(
             uvicorn_command(app, port, *options),
