@@ -14,7 +14,9 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -22,7 +24,7 @@ import pytest
 
 from asgi_cache.status import Forward, forwarded, parse
 from tests.helpers import STORED, STREAMED, is_hit
-from tests.redis_servers import RedisServer
+from tests.redis_servers import RedisCluster, RedisServer
 from tests.served_app import CHUNKS
 from tests.servers import ROOT, SERVERS, AsgiServer, Running, free_port, running_server
 
@@ -30,6 +32,9 @@ from tests.servers import ROOT, SERVERS, AsgiServer, Running, free_port, running
 STARTUP_TIMEOUT = 20.0
 #: Seconds a server may take to exit after SIGTERM / SIGINT, lifespan shutdown included.
 SHUTDOWN_TIMEOUT = 10.0
+#: Seconds the Cluster stays frozen after a server is started: past the server's imports,
+#: well within the store's startup bound (``asgi_cache.stores.redis.STARTUP_TIMEOUT``).
+FROZEN_AT_STARTUP = 2.5
 #: The Redis store's timeout in these servers: they check behaviour, not latency.
 STORE_TIMEOUT = "2"
 
@@ -276,3 +281,62 @@ def test_a_marker_that_does_not_fit_its_route_stops_the_server_at_startup(
     assert "/misconfigured/{pid}" in output
     assert "CacheConfigError" in output
     assert "sku" in output
+
+
+@pytest.mark.cluster
+def test_a_fresh_cluster_store_serves_the_first_request_after_startup(
+    asgi_server: AsgiServer, redis_cluster: RedisCluster, tmp_path: Path
+) -> None:
+    """The store's default 50 ms timeout, yet no warm-up request: the lifespan startup
+    discovered the slots and connected to every primary."""
+    env = server_env(
+        ASGI_CACHE_URL=f"{redis_cluster.url}?cluster=true",
+        SERVED_PREFIX=f"cold-{asgi_server.name}-{os.getpid()}",
+    )
+    with running_server(
+        asgi_server,
+        "tests.served_app:app",
+        env=env,
+        log=tmp_path / "output.log",
+        startup_timeout=STARTUP_TIMEOUT,
+    ) as running:
+        first = httpx.get(f"{running.url}/products/1", timeout=10)
+        second = httpx.get(f"{running.url}/products/1", timeout=10)
+    assert first.headers["cache-status"] == STORED, running.output()
+    assert is_hit(second)
+    assert second.json()["executions"] == 1
+
+
+@pytest.mark.cluster
+def test_a_cluster_slow_to_answer_at_startup_is_waited_for_not_bypassed(
+    redis_cluster: RedisCluster, tmp_path: Path
+) -> None:
+    """Every node frozen while the server starts: the startup check waits for them (up to
+    its own bound, far above the 50 ms a request gets), so once they answer the first
+    request is stored."""
+    env = server_env(
+        ASGI_CACHE_URL=f"{redis_cluster.url}?cluster=true",
+        SERVED_PREFIX=f"frozen-{os.getpid()}",
+    )
+    with ExitStack() as frozen:
+        for node in redis_cluster.nodes:
+            frozen.enter_context(node.paused())
+        thaw = threading.Timer(FROZEN_AT_STARTUP, frozen.close)
+        thaw.start()
+        try:
+            with running_server(
+                SERVERS[0],
+                "tests.served_app:app",
+                env=env,
+                log=tmp_path / "output.log",
+                startup_timeout=STARTUP_TIMEOUT,
+            ) as running:
+                thaw.join()
+                first = httpx.get(f"{running.url}/products/1", timeout=10)
+                second = httpx.get(f"{running.url}/products/1", timeout=10)
+        finally:
+            thaw.cancel()
+            thaw.join()
+    assert first.headers["cache-status"] == STORED, running.output()
+    assert is_hit(second)
+    assert "does not answer" not in running.output()
