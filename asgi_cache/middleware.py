@@ -51,6 +51,7 @@ from asgi_cache.lookup import Lookup, look_up
 from asgi_cache.openapi import document
 from asgi_cache.pending import InvalidationPending
 from asgi_cache.policy import Requested, Reuse, requested, reuse
+from asgi_cache.presence import Downstream
 from asgi_cache.replay import send_entry
 from asgi_cache.responder import Outcome, Responder
 from asgi_cache.revalidation import validators
@@ -118,6 +119,8 @@ class CacheMiddleware:
         if not isinstance(openapi, bool):
             raise TypeError(f"CacheMiddleware: openapi must be True or False, got {openapi!r}")
         self.app = app
+        #: What requests are handed to: ``app``, telling marked endpoints they are served.
+        self._downstream = Downstream(app)
         self._openapi = openapi
         if cache is None:
             cache = Cache.from_url(os.environ.get("ASGI_CACHE_URL", "memory://"))
@@ -140,7 +143,7 @@ class CacheMiddleware:
                     on_shutdown=self.cache.aclose,
                 )
             else:
-                await self.app(scope, receive, send)
+                await self._downstream(scope, receive, send)
             return
         scope[SCOPE_KEY] = self.cache
         table = self._table or self._compile(scope)
@@ -157,7 +160,7 @@ class CacheMiddleware:
         elif method not in SAFE_METHODS and self.cache.enabled:  # RFC 9111 §4.4: unknown too
             await self._write(table, scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        await self._downstream(scope, receive, send)
 
     async def _start(self, scope: Scope) -> None:
         """Lifespan startup: compile the routes, then see that the store answers."""
@@ -354,7 +357,7 @@ class CacheMiddleware:
         responder = Responder(
             cache, lookup, receive, send, leadership, stand_in=stand_in, validating=stale
         )
-        outcome = await responder.run(self.app, scope)
+        outcome = await responder.run(self._downstream, scope)
         if outcome is Outcome.STAND_IN and stale is not None:
             now = cache.clock()
             self.cache.counters.stale_served += 1
@@ -431,7 +434,7 @@ class CacheMiddleware:
             return
         scope = refresh_scope(scope)
         self._background.spawn(
-            lambda: revalidate(self.app, self.cache, self._coalescer, lookup, entry, scope)
+            lambda: revalidate(self._downstream, self.cache, self._coalescer, lookup, entry, scope)
         )
 
     async def _bypass(
@@ -471,7 +474,7 @@ class CacheMiddleware:
                 message = with_status(message, status)
             await send(message)
 
-        await self.app(scope, receive, send_with_status)
+        await self._downstream(scope, receive, send_with_status)
 
     async def _write(self, table: RouteTable, scope: Scope, receive: Receive, send: Send) -> None:
         """Run a request whose method is not safe; invalidate before its response
@@ -500,7 +503,7 @@ class CacheMiddleware:
                         return
             await send(message)
 
-        await self.app(scope, receive, send_after_invalidating)
+        await self._downstream(scope, receive, send_after_invalidating)
 
     def _related(self, table: RouteTable, scope: Scope, start: Message) -> list[str]:
         """The path tags of the same-origin ``Location`` / ``Content-Location`` of a
