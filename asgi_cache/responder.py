@@ -42,10 +42,7 @@ from asgi_cache.keys import tag_key, variant_key
 from asgi_cache.lookup import Lookup, request_tags
 from asgi_cache.policy import (
     coding_refused,
-    entry_times,
     is_error,
-    retention,
-    stale_windows,
     unstorable_reason,
     with_etag,
 )
@@ -53,12 +50,11 @@ from asgi_cache.replay import send_entry
 from asgi_cache.revalidation import (
     conditional_headers,
     selects,
-    updated_headers,
-    validated_at_every_reuse,
     validators,
 )
 from asgi_cache.status import Detail, Forward, forwarded, with_key, with_status
 from asgi_cache.stores.base import Fence
+from asgi_cache.storing import entry_for, route_headers, validated
 from asgi_cache.targeted import cache_view
 from asgi_cache.variants import downstream, normalised, request_values, selecting_names
 
@@ -329,7 +325,7 @@ class Responder:
             await self._forward(with_status(message, self._keyed(self._status(reason))))
             return
         self.selecting = selecting
-        headers = _route_headers(route.cache_control, headers)
+        headers = route_headers(route.cache_control, headers)
         self.held = self.start = {**message, "headers": self._downstream(headers, selecting)}
 
     def _codings(self) -> bytes:
@@ -366,18 +362,7 @@ class Responder:
             await self._not_storing(Detail.NOT_STORED.value)
             await _send_bad_gateway(self._forward, self._keyed(self._status(Detail.NOT_STORED)))
             return
-        merged = updated_headers(stored.headers, not_modified)
-        view = cache_view(merged, route.targets)
-        statuses = route.statuses | {stored.status}
-        reason = unstorable_reason(stored.status, view, statuses)
-        if reason is Detail.PRIVATE and route.private:
-            # The private this cache adds for caches downstream of a key= route
-            # is in the stored fields: only the 304's own can forbid storing.
-            own = cache_view(not_modified, route.targets)
-            if unstorable_reason(stored.status, own, statuses) is not Detail.PRIVATE:
-                reason = None
-        headers = _route_headers(route.cache_control, merged)
-        headers = self._downstream(headers, self.lookup.varied)
+        headers, reason = validated(route, stored, not_modified, self.lookup.varied)
         made = self._entry(stored.status, headers, stored.body)
         if reason is None and not isinstance(made, Detail):
             entry, keep = made
@@ -407,37 +392,17 @@ class Responder:
         )
 
     def _entry(self, status: int, received: Headers, body: bytes) -> tuple[Entry, float] | Detail:
-        """The entry to store for a response received with headers ``received``
-        and how long to keep it, or why it is not worth storing."""
-        route = self.lookup.route
-        view = cache_view(received, route.targets)
-        stored_at, lifetime = entry_times(
-            route.ttl,
-            view,
-            route.default_ttl,
-            status=status,
+        """The entry to store for this response and how long, or why not (see
+        :func:`asgi_cache.storing.entry_for`)."""
+        return entry_for(
+            self.lookup.route,
+            status,
+            received,
+            body,
             requested_at=self.requested_at,
             received_at=self.received_at,
+            now=self.cache.clock(),
         )
-        swr, sie = stale_windows(
-            route.stale_while_revalidate,
-            route.stale_if_error,
-            view,
-            route.stale_defaults,
-            ttl=route.ttl,
-        )
-        # A hit sends its own Age (RFC 9111 §5.1): the one received is in stored_at.
-        headers = [(n, v) for n, v in with_etag(received, body) if n.lower() != b"age"]
-        every_reuse = validated_at_every_reuse(view)
-        fresh_for = 0.0 if every_reuse else lifetime
-        entry = Entry(status, headers, body, stored_at, fresh_for, swr, sie)
-        validatable = bool(validators(headers, body))
-        keep_for = retention(entry, self.cache.clock(), lifetime if validatable else 0.0)
-        if keep_for <= 0:
-            # A no-cache response without a validator of the application's
-            # could never be reused: it is not stored, as before revalidation.
-            return Detail.NO_CACHE if every_reuse else Detail.NOT_STORED
-        return entry, keep_for
 
     async def _store(self, body: bytes) -> Detail | None:
         """Store the finished response; ``None`` once stored, else why not."""
@@ -490,15 +455,6 @@ class Responder:
         record = encode_record(VaryRecord(names))
         await self.cache.store.set(lookup.primary, record, ttl, self.tags, self.fence)
         return variant_key(lookup.primary, names, request_values(self.request_headers, names))
-
-
-def _route_headers(cache_control: bytes | None, headers: Headers) -> Headers:
-    """``headers`` with the route's own ``Cache-Control`` instead of the application's."""
-    if cache_control is None:
-        return headers
-    headers = [(n, v) for n, v in headers if n.lower() != b"cache-control"]
-    headers.append((b"cache-control", cache_control))
-    return headers
 
 
 async def _send_bad_gateway(send: Send, status: bytes) -> None:

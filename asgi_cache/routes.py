@@ -35,6 +35,7 @@ from uuid import UUID
 
 from starlette.convertors import Convertor, PathConvertor, StringConvertor
 from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute, compile_path
+from starlette.types import Scope
 
 from asgi_cache.checks import tag_fields
 from asgi_cache.conditional import ORIGIN_PRECONDITIONS
@@ -58,6 +59,7 @@ __all__ = [
     "WriteRoute",
     "compile_routes",
     "find_routes",
+    "route_path",
 ]
 
 logger = logging.getLogger("asgi_cache")
@@ -84,6 +86,17 @@ _SPECIAL_HEADERS = {
     b"pragma": PRAGMA,
     **dict.fromkeys(ORIGIN_PRECONDITIONS, PRECONDITION),
 }
+
+
+def route_path(scope: Scope) -> str:
+    """The path the router matches: ``path`` without the ``root_path``."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        rest = path[len(root_path) :]
+        if not rest or rest[0] == "/":
+            return rest
+    return path
 
 
 class CacheConfigError(ValueError):

@@ -1,0 +1,102 @@
+"""Requests the cache hands to the application without storing the answer.
+
+A bypassed request (the cache is off, the store is down, the key function
+failed) and a looked-up request that may not be stored (a HEAD, a request
+``no-store``) still reach the application untouched but for one thing each:
+a ``Cache-Status`` saying why, and the ``Vary`` / ``private`` a cache
+downstream needs, so a page computed for one user is never shared by a cache
+further down the line (RFC 9111 §4.1, §5.2.2.7).  The cache's own ``504`` for
+``only-if-cached`` lives here too: it is the one answer that never reaches the
+application.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from asgi_cache.cache import Cache
+from asgi_cache.lookup import Lookup
+from asgi_cache.routes import ReadRoute
+from asgi_cache.status import CACHE_STATUS, Detail, Forward, forwarded, unanswered, with_status
+from asgi_cache.variants import downstream
+
+__all__ = ["bypass", "for_downstream", "forward", "send_only_if_cached"]
+
+logger = logging.getLogger("asgi_cache")
+
+Headers = list[tuple[bytes, bytes]]
+
+
+async def forward(
+    app: ASGIApp,
+    status: bytes,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    headers: Callable[[Headers], Headers] | None = None,
+) -> None:
+    """Run ``app`` untouched but for a ``Cache-Status: status`` (and what
+    ``headers`` makes of the response's headers)."""
+    logger.debug("asgi-cache: %s %s", status.decode("latin-1"), scope["path"])
+
+    async def send_with_status(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            if headers is not None:
+                message = {**message, "headers": headers(list(message.get("headers", ())))}
+            message = with_status(message, status)
+        await send(message)
+
+    await app(scope, receive, send_with_status)
+
+
+async def bypass(
+    app: ASGIApp,
+    cache: Cache,
+    reason: Detail | str,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    route: ReadRoute,
+) -> None:
+    """Run ``app`` without looking anything up, counted by ``reason``.
+
+    The response still names the route's selecting headers and is private on
+    a ``key=`` route: a cache downstream must not hand a page computed for one
+    user (a failing store, a failing key function) to another.
+    """
+    cache.counters.bypasses[reason.value if isinstance(reason, Detail) else reason] += 1
+    await forward(
+        app,
+        forwarded(Forward.BYPASS, reason),
+        scope,
+        receive,
+        send,
+        lambda headers: downstream(headers, route.vary_names, (), route.private),
+    )
+
+
+def for_downstream(lookup: Lookup) -> Callable[[Headers], Headers]:
+    """What a response forwarded for ``lookup`` must say to caches downstream: its
+    selecting headers in ``Vary``, and ``private`` on a ``key=`` route."""
+    route = lookup.route
+    return lambda headers: downstream(headers, route.vary_names, lookup.varied, route.private)
+
+
+async def send_only_if_cached(send: Send) -> None:
+    """Answer a request that forbade going to the application when nothing stored may answer it.
+
+    RFC 9111 §5.2.1.7: ``only-if-cached`` is answered from the cache or with
+    ``504 Gateway Timeout``; this response is the cache's own and not stored.
+    """
+    body = b"No stored response satisfies this request (only-if-cached).\n"
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", b"%d" % len(body)),
+        (b"cache-control", b"no-store"),
+        (CACHE_STATUS, unanswered(Detail.ONLY_IF_CACHED)),
+    ]
+    await send({"type": "http.response.start", "status": 504, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
