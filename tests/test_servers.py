@@ -35,6 +35,8 @@ SHUTDOWN_TIMEOUT = 10.0
 #: Seconds the Cluster stays frozen after a server is started: past the server's imports,
 #: well within the store's startup bound (``asgi_cache.stores.redis.STARTUP_TIMEOUT``).
 FROZEN_AT_STARTUP = 2.5
+#: How each store's server is stopped: as a process manager does (SIGTERM), or Ctrl-C.
+STOP_SIGNALS = {"memory": signal.SIGTERM, "redis": signal.SIGINT}
 #: The Redis store's timeout in these servers: they check behaviour, not latency.
 STORE_TIMEOUT = "2"
 
@@ -54,19 +56,26 @@ def asgi_server(request: pytest.FixtureRequest) -> AsgiServer:
 
 
 @pytest.fixture(scope="class", params=["memory", "redis"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture(scope="class")
 def served(
     request: pytest.FixtureRequest,
     asgi_server: AsgiServer,
+    store_kind: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Running]:
     """``tests.served_app:app`` under ``asgi_server`` on a store of its own, with a marker
     file (``<log>.marker``) for its shutdown; stopped at the end of the class."""
-    directory = tmp_path_factory.mktemp(f"{asgi_server.name}-{request.param}")
+    directory = tmp_path_factory.mktemp(f"{asgi_server.name}-{store_kind}")
     env = server_env(
         SERVED_PREFIX=f"served-{asgi_server.name}-{os.getpid()}",
         SERVED_MARKER=str(directory / "output.log.marker"),
     )
-    if request.param == "redis":
+    if store_kind == "redis":
         redis: RedisServer = request.getfixturevalue("redis_server")
         env.update(ASGI_CACHE_URL=redis.url, SERVED_STORE_TIMEOUT=STORE_TIMEOUT)
     with running_server(
@@ -218,29 +227,15 @@ class TestServer:
             assert parse(second[1][b"cache-status"]).hit  # type: ignore[union-attr]
             assert second[2] == first[2]
 
-    def test_sigterm_runs_the_lifespan_shutdown_closes_the_store_and_exits_0(
-        self, served: Running
+    def test_a_signal_runs_the_lifespan_shutdown_closes_the_store_and_exits(
+        self, served: Running, store_kind: str
     ) -> None:
-        code = served.terminate(signal.SIGTERM, SHUTDOWN_TIMEOUT)
+        signum = STOP_SIGNALS[store_kind]
+        code = served.terminate(signum, SHUTDOWN_TIMEOUT)
         marker = Path(f"{served.log}.marker").read_text().splitlines()
-        assert exited_cleanly(code, signal.SIGTERM), served.output()
+        assert exited_cleanly(code, signum), served.output()
         assert marker == ["app shutdown", "store closed"], served.output()
         assert "Traceback" not in served.output()
-
-
-def test_sigint_shuts_down_cleanly_too(asgi_server: AsgiServer, tmp_path: Path) -> None:
-    marker = tmp_path / "marker"
-    with running_server(
-        asgi_server,
-        "tests.served_app:app",
-        env=server_env(SERVED_PREFIX="sigint", SERVED_MARKER=str(marker)),
-        log=tmp_path / "output.log",
-        startup_timeout=STARTUP_TIMEOUT,
-    ) as running:
-        assert httpx.get(f"{running.url}/products/1", timeout=10).status_code == 200
-        code = running.terminate(signal.SIGINT, SHUTDOWN_TIMEOUT)
-    assert exited_cleanly(code, signal.SIGINT), running.output()
-    assert marker.read_text().splitlines() == ["app shutdown", "store closed"], running.output()
 
 
 def test_a_store_that_does_not_answer_is_reported_at_startup_and_bypassed(
