@@ -26,7 +26,15 @@ from asgi_cache.status import Forward, forwarded, parse
 from tests.helpers import STORED, STREAMED, is_hit
 from tests.redis_servers import RedisCluster, RedisServer
 from tests.served_app import CHUNKS
-from tests.servers import ROOT, SERVERS, AsgiServer, Running, free_port, running_server
+from tests.servers import (
+    ROOT,
+    SERVERS,
+    AsgiServer,
+    Running,
+    ServerFailed,
+    free_port,
+    running_server,
+)
 
 #: Seconds a server may take to accept connections (granian and hypercorn start a worker).
 STARTUP_TIMEOUT = 20.0
@@ -335,3 +343,9 @@ def test_a_cluster_slow_to_answer_at_startup_is_waited_for_not_bypassed(
     assert first.headers["cache-status"] == STORED, running.output()
     assert is_hit(second)
     assert "does not answer" not in running.output()
+
+
+def test_a_server_that_is_not_installed_fails_naming_what_to_install() -> None:
+    missing = AsgiServer("daphne", ("daphne_not_installed",), ("daphne", "-p", "{port}"))
+    with pytest.raises(ServerFailed, match=r"daphne needs daphne_not_installed.*\[test\]"):
+        missing.command("tests.served_app:app", free_port())
