@@ -26,6 +26,7 @@ from asgi_cache.checks import (
 )
 from asgi_cache.keys import namespace, path_tag, tag_key
 from asgi_cache.memo import Memoize, Memoizer
+from asgi_cache.observers import RequestObserver
 from asgi_cache.pending import InvalidationPending, PendingInvalidations
 from asgi_cache.policy import DEFAULT_STATUSES
 from asgi_cache.stats import CacheStats
@@ -214,6 +215,10 @@ class Cache:
         #: A path's canonical spellings under the compiled routes (set by the
         #: middleware; until then a path is its own).
         self.canonical_paths: Callable[[str], list[str]] = _itself
+        #: Told what the cache did with each request of a cached route (see
+        #: :mod:`asgi_cache.observers`); empty, they cost the hit path nothing
+        #: but the test that it is.  :mod:`asgi_cache.otel` adds one.
+        self.observers: list[RequestObserver] = []
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Cache:

@@ -40,6 +40,7 @@ from asgi_cache.forwarding import bypass, send_only_if_cached
 from asgi_cache.invalidation import SAFE_METHODS
 from asgi_cache.lookup import Lookup, look_up
 from asgi_cache.misses import Misses
+from asgi_cache.observers import observed
 from asgi_cache.openapi import document
 from asgi_cache.policy import Requested, Reuse, requested, reuse
 from asgi_cache.presence import Downstream
@@ -117,6 +118,8 @@ class CacheMiddleware:
             path = route_path(scope) if scope.get("root_path") else scope["path"]
             route = table.for_read(path)
             if route is not None:
+                if self.cache.observers:
+                    send = observed(scope, send, self.cache.observers)
                 if self.cache.enabled:
                     await self._read(route, path, scope, receive, send)
                 else:
