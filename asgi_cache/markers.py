@@ -1,11 +1,14 @@
 """``@cached`` and ``@invalidates``: route markers.
 
-A marker only sets an attribute on the endpoint and returns the very same
-function, so it works above or below ``@app.get``, on ``def`` and ``async def``
-endpoints and on ``HTTPEndpoint`` methods, and costs nothing when the route
-runs: the middleware reads the attribute once, when it compiles the routing
-table.  Arguments are checked here, at import time, with errors that name the
-endpoint.
+A marker sets an attribute on the endpoint, which the middleware reads once,
+when it compiles the routing table; so it works above or below ``@app.get``,
+on ``def`` and ``async def`` endpoints and on ``HTTPEndpoint`` methods.  It
+returns the endpoint wrapped by :func:`asgi_cache.presence.watch`, which
+FastAPI reads as the endpoint itself and which warns once per route when the
+endpoint runs in an application without a ``CacheMiddleware`` (written below
+``@app.get``, the usual order; above it, the route keeps the bare function and
+nothing warns).  Arguments are checked here, at import time, with errors that
+name the endpoint.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from asgi_cache.checks import (
 )
 from asgi_cache.front import check_directives
 from asgi_cache.headers import parse_cache_control
+from asgi_cache.presence import watch
 
 __all__ = ["CacheRule", "InvalidationRule", "cached", "invalidates"]
 
@@ -171,7 +175,7 @@ def cached(
                 cdn_cache_control,
             ),
         )
-        return fn
+        return watch(fn, "@cached")
 
     return mark
 
@@ -273,7 +277,7 @@ def invalidates(*tags: str) -> Callable[[F], F]:
     def mark(fn: F) -> F:
         rule = InvalidationRule(tags=check_tags(f"@invalidates on {_name(fn)}", tags))
         setattr(fn, INVALIDATES_ATTR, rule)
-        return fn
+        return watch(fn, "@invalidates")
 
     return mark
 

@@ -43,6 +43,7 @@ from asgi_cache.misses import Misses
 from asgi_cache.observers import observed
 from asgi_cache.openapi import document
 from asgi_cache.policy import Requested, Reuse, requested, reuse
+from asgi_cache.presence import Downstream
 from asgi_cache.replay import send_entry
 from asgi_cache.revalidation import validators
 from asgi_cache.routes import ReadRoute, RouteTable, compile_routes, find_routes, route_path
@@ -81,6 +82,8 @@ class CacheMiddleware:
         if not isinstance(openapi, bool):
             raise TypeError(f"CacheMiddleware: openapi must be True or False, got {openapi!r}")
         self.app = app
+        #: What requests are handed to: ``app``, telling marked endpoints they are served.
+        self._downstream = Downstream(app)
         self._openapi = openapi
         if cache is None:
             cache = Cache.from_url(os.environ.get("ASGI_CACHE_URL", "memory://"))
@@ -89,7 +92,9 @@ class CacheMiddleware:
         self._coalescer = Coalescer()
         self._decoded = DecodedEntries()
         self._background = Background()
-        self._misses = Misses(app, cache, self._decoded, self._coalescer, self._background)
+        self._misses = Misses(
+            self._downstream, cache, self._decoded, self._coalescer, self._background
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -104,7 +109,7 @@ class CacheMiddleware:
                     on_shutdown=self.cache.aclose,
                 )
             else:
-                await self.app(scope, receive, send)
+                await self._downstream(scope, receive, send)
             return
         scope[SCOPE_KEY] = self.cache
         table = self._table or self._compile(scope)
@@ -120,12 +125,14 @@ class CacheMiddleware:
                 if self.cache.enabled:
                     await self._read(route, path, scope, receive, send)
                 else:
-                    await bypass(self.app, self.cache, Detail.DISABLED, scope, receive, send, route)
+                    await bypass(
+                        self._downstream, self.cache, Detail.DISABLED, scope, receive, send, route
+                    )
                 return
         elif method not in SAFE_METHODS and self.cache.enabled:  # RFC 9111 §4.4: unknown too
-            await run_write(self.app, self.cache, table, scope, receive, send)
+            await run_write(self._downstream, self.cache, table, scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        await self._downstream(scope, receive, send)
 
     async def _start(self, scope: Scope) -> None:
         """Lifespan startup: compile the routes, then see that the store answers."""
@@ -162,7 +169,7 @@ class CacheMiddleware:
             if lookup is Detail.ONLY_IF_CACHED:
                 await send_only_if_cached(send)
             else:
-                await bypass(self.app, cache, lookup, scope, receive, send, route)
+                await bypass(self._downstream, cache, lookup, scope, receive, send, route)
             return
         if cache.pending.waiting and not await cache.pending.try_apply():
             # An invalidation the store has not taken yet: nothing it may
@@ -245,7 +252,7 @@ class CacheMiddleware:
         if lookup.directives is not None and lookup.directives.only_if_cached:
             await send_only_if_cached(send)
         else:
-            await bypass(self.app, self.cache, reason, scope, receive, send, lookup.route)
+            await bypass(self._downstream, self.cache, reason, scope, receive, send, lookup.route)
 
 
 def _keys_for_front_only(cache: Cache, scope: Scope, send: Send) -> Send:
