@@ -24,13 +24,18 @@ from asgi_cache.checks import (
     check_statuses,
     check_ttl,
 )
+from asgi_cache.front import check_directives, check_front_field
 from asgi_cache.keys import namespace, path_tag, tag_key
 from asgi_cache.memo import Memoize, Memoizer
+from asgi_cache.observers import RequestObserver
 from asgi_cache.pending import InvalidationPending, PendingInvalidations
 from asgi_cache.policy import DEFAULT_STATUSES
+from asgi_cache.purgers.base import Purge, Purger
+from asgi_cache.purging import Purging
 from asgi_cache.stats import CacheStats
 from asgi_cache.stores.base import Store
 from asgi_cache.stores.memory import MemoryStore
+from asgi_cache.surrogate import FORMATS, key_format, keys_of_tags, surrogate_key
 from asgi_cache.sync import SyncCache
 
 __all__ = ["INVALIDATION_FAILURES", "Cache", "get_cache"]
@@ -123,6 +128,30 @@ class Cache:
         untouched but for ``Cache-Status: asgi-cache; fwd=bypass;
         detail=disabled``, and invalidations do nothing.  For an
         application's own tests, or to rule the cache out while debugging.
+    :param surrogate_keys: name the tags of each cached response (its
+        route's filled tags, its path, the cache's ``prefix``) in a header
+        the cache in front indexes by, on misses and hits alike: ``True`` for
+        ``Surrogate-Key`` (Fastly, and Varnish through the shipped VCL), or
+        ``"Cache-Tag"`` (Cloudflare), ``"Edge-Cache-Tag"`` (Akamai),
+        ``"xkey"`` (Varnish with vmod xkey as it is); see
+        :mod:`asgi_cache.surrogate` for the spelling and the size limits.
+        Per-user routes carry none.
+    :param surrogate_keys_for: a request header only the cache in front sends
+        (``"surrogate-capability"``): when set, the key header goes only to
+        requests carrying it, and is stripped for every other client.
+    :param cdn_cache_control: the freshness the cache in front gets
+        (``"max-age=600"``), in ``cdn_field``, apart from the ``Cache-Control``
+        browsers get; a route's ``@cached(cdn_cache_control=...)`` overrides
+        it.  Unset, nothing is added: the server-side ``ttl`` is never sent
+        downstream.  Never on a per-user route.
+    :param cdn_field: the field ``cdn_cache_control`` goes out in:
+        ``"CDN-Cache-Control"`` (RFC 9213) or ``"Surrogate-Control"``.
+    :param purgers: where every invalidation goes after the store
+        (:class:`~asgi_cache.purgers.VarnishPurger`,
+        :class:`~asgi_cache.purgers.HTTPPurger`); see :mod:`asgi_cache.purging`.
+    :param purge_wait: how long a write's response start waits for the
+        purgers; one slower than this, or failing, is retried in the
+        background and not waited for again until it answers.
     :param clock: wall-clock time in seconds; injectable for tests.
     """
 
@@ -148,6 +177,12 @@ class Cache:
         invalidation_failure: str = "retry",
         invalidation_wait: float = 1.0,
         enabled: bool = True,
+        surrogate_keys: bool | str = False,
+        surrogate_keys_for: str | None = None,
+        cdn_cache_control: str | None = None,
+        cdn_field: str = "CDN-Cache-Control",
+        purgers: Iterable[Purger] = (),
+        purge_wait: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(prefix, str) or not prefix:
@@ -193,8 +228,19 @@ class Cache:
             ("stale_if_error", stale_if_error),
             ("origin_timeout", 1.0 if origin_timeout is None else origin_timeout),
             ("invalidation_wait", invalidation_wait),
+            ("purge_wait", purge_wait),
         ):
             check_seconds("Cache", name, seconds)
+        #: The header surrogate keys go out in (:mod:`asgi_cache.surrogate`), if any.
+        self.surrogate_keys = key_format("Cache", surrogate_keys)
+        self.surrogate_keys_for: bytes | None = None
+        if surrogate_keys_for is not None:
+            (marker,) = check_header_names("Cache", "surrogate_keys_for", (surrogate_keys_for,))
+            self.surrogate_keys_for = marker.encode("latin-1")
+        self.cdn_cache_control = check_directives("Cache", cdn_cache_control)
+        self.cdn_field = check_front_field("Cache", cdn_field)
+        #: The purgers, and the purges they still owe (:mod:`asgi_cache.purging`).
+        self.purging = Purging(purgers, purge_wait)
         self.store: Store = _checked_store(store, clock)
         self.prefix = prefix
         self.honor_request_cache_control = honor_request_cache_control
@@ -214,6 +260,10 @@ class Cache:
         #: A path's canonical spellings under the compiled routes (set by the
         #: middleware; until then a path is its own).
         self.canonical_paths: Callable[[str], list[str]] = _itself
+        #: Told what the cache did with each request of a cached route (see
+        #: :mod:`asgi_cache.observers`); empty, they cost the hit path nothing
+        #: but the test that it is.  :mod:`asgi_cache.otel` adds one.
+        self.observers: list[RequestObserver] = []
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Cache:
@@ -263,18 +313,20 @@ class Cache:
         invalidations still pending start afresh too, so what a test observes
         is only its own doing, and nothing it stores is left behind for the
         next: the usual store is never touched, whatever it is (a Redis a
-        developer also runs the app against, for one).  Not for a running
-        production app: requests under way when the block begins or ends
-        may read one store and write the other.
+        developer also runs the app against, for one).  No purge goes to the
+        cache's purgers meanwhile: a test's writes never purge a real CDN.
+        Not for a running production app: requests under way when the block
+        begins or ends may read one store and write the other.
         """
-        saved = (self.store, self.pending, self.counters)
+        saved = (self.store, self.pending, self.counters, self.purging)
         self.store = _checked_store(store, self.clock)
         self.pending = PendingInvalidations(self.store, namespace(self.prefix))
         self.counters = CacheStats()
+        self.purging = Purging((), self.purging.wait)
         try:
             yield self
         finally:
-            self.store, self.pending, self.counters = saved
+            self.store, self.pending, self.counters, self.purging = saved
 
     async def invalidate(self, *tags: str) -> int:
         """Remove every entry stored under any of ``tags``; return how many.
@@ -309,6 +361,10 @@ class Cache:
         except Exception as exc:
             self.pending.keep_clear()
             raise self._invalidation_failed("clear", exc) from exc
+        finally:
+            if self.purging.purgers:
+                fmt = self.surrogate_keys or FORMATS["surrogate-key"]
+                await self.purging.send(Purge((surrogate_key(self.prefix, fmt),), everything=True))
 
     async def invalidate_store_tags(self, tags: list[str]) -> int:
         """Invalidate store-level ``tags`` (from :mod:`asgi_cache.keys`): the one
@@ -319,6 +375,20 @@ class Cache:
         seconds (a stalled Redis may still run it, but only a reply proves it
         did), and a lost connection once at once; then the invalidation is kept.
         """
+        try:
+            return await self._invalidate_store(tags)
+        finally:
+            if self.purging.purgers:
+                await self.purging.send(self._purge_of(tags))
+
+    def _purge_of(self, tags: list[str]) -> Purge:
+        """What the tier in front must purge for store-level ``tags``."""
+        fmt = self.surrogate_keys or FORMATS["surrogate-key"]
+        path_start = f"{self.prefix}:path:"
+        paths = [tag[len(path_start) :] for tag in tags if tag.startswith(path_start)]
+        return Purge(tuple(keys_of_tags(self.prefix, tags, fmt)), tuple(dict.fromkeys(paths)))
+
+    async def _invalidate_store(self, tags: list[str]) -> int:
         give_up = time.monotonic() + self.invalidation_wait
         reconnected = False
         while True:
@@ -358,6 +428,7 @@ class Cache:
         return {
             **self.counters.snapshot(),
             "invalidations_pending": len(self.pending),
+            **(self.purging.stats() if self.purging.purgers else {}),
             **self.store.stats(),
         }
 
@@ -385,6 +456,7 @@ class Cache:
     async def aclose(self) -> None:
         """Release the store's connections (the middleware does it at shutdown)."""
         await self.pending.aclose()
+        await self.purging.aclose()
         await self.store.aclose()
 
     @property

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_cache.cache import Cache
+from asgi_cache.keys import path_tag, tag_key
 from asgi_cache.lookup import Lookup
-from asgi_cache.routes import ReadRoute
+from asgi_cache.routes import ReadRoute, route_path
 from asgi_cache.status import CACHE_STATUS, Detail, Forward, forwarded, unanswered, with_status
 from asgi_cache.variants import downstream
 
@@ -68,21 +69,41 @@ async def bypass(
     user (a failing store, a failing key function) to another.
     """
     cache.counters.bypasses[reason.value if isinstance(reason, Detail) else reason] += 1
-    await forward(
-        app,
-        forwarded(Forward.BYPASS, reason),
-        scope,
-        receive,
-        send,
-        lambda headers: downstream(headers, route.vary_names, (), route.private),
-    )
+    front = route.front
+    tags = None if front is None else _static_tags(route, route_path(scope), cache.prefix)
+
+    def headers_of(headers: Headers) -> Headers:
+        headers = downstream(headers, route.vary_names, (), route.private)
+        return headers if front is None else front.headers(headers, tags)
+
+    await forward(app, forwarded(Forward.BYPASS, reason), scope, receive, send, headers_of)
 
 
-def for_downstream(lookup: Lookup) -> Callable[[Headers], Headers]:
+def for_downstream(lookup: Lookup, prefix: str) -> Callable[[Headers], Headers]:
     """What a response forwarded for ``lookup`` must say to caches downstream: its
-    selecting headers in ``Vary``, and ``private`` on a ``key=`` route."""
+    selecting headers in ``Vary``, ``private`` on a ``key=`` route, and what the
+    cache in front gets (:mod:`asgi_cache.front`)."""
     route = lookup.route
-    return lambda headers: downstream(headers, route.vary_names, lookup.varied, route.private)
+    front = route.front
+    if front is None:
+        return lambda headers: downstream(headers, route.vary_names, lookup.varied, route.private)
+    tags = None if route.rule.tag_function is not None else lookup.tags(prefix)
+
+    def headers_of(headers: Headers) -> Headers:
+        headers = downstream(headers, route.vary_names, lookup.varied, route.private)
+        return front.headers(headers, tags)
+
+    return headers_of
+
+
+def _static_tags(route: ReadRoute, path: str, prefix: str) -> list[str] | None:
+    """The store tags of a response of ``route`` at ``path`` known without running
+    anything of the request's (``None`` when a ``tags=`` or ``key=`` callable
+    fills them): those of a request that bypassed the cache."""
+    if route.rule.tag_function is not None or route.rule.key is not None:
+        return None
+    paths = dict.fromkeys([route.canonical_path(path), path])
+    return [tag_key(prefix, tag) for tag in route.tags(path)] + [path_tag(prefix, p) for p in paths]
 
 
 async def send_only_if_cached(send: Send) -> None:

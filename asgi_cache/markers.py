@@ -1,11 +1,14 @@
 """``@cached`` and ``@invalidates``: route markers.
 
-A marker only sets an attribute on the endpoint and returns the very same
-function, so it works above or below ``@app.get``, on ``def`` and ``async def``
-endpoints and on ``HTTPEndpoint`` methods, and costs nothing when the route
-runs: the middleware reads the attribute once, when it compiles the routing
-table.  Arguments are checked here, at import time, with errors that name the
-endpoint.
+A marker sets an attribute on the endpoint, which the middleware reads once,
+when it compiles the routing table; so it works above or below ``@app.get``,
+on ``def`` and ``async def`` endpoints and on ``HTTPEndpoint`` methods.  It
+returns the endpoint wrapped by :func:`asgi_cache.presence.watch`, which
+FastAPI reads as the endpoint itself and which warns once per route when the
+endpoint runs in an application without a ``CacheMiddleware`` (written below
+``@app.get``, the usual order; above it, the route keeps the bare function and
+nothing warns).  Arguments are checked here, at import time, with errors that
+name the endpoint.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from asgi_cache.checks import (
     foreign_arguments,
     refuse_bare_decorator,
 )
+from asgi_cache.front import check_directives
 from asgi_cache.headers import parse_cache_control
+from asgi_cache.presence import watch
 
 __all__ = ["CacheRule", "InvalidationRule", "cached", "invalidates"]
 
@@ -59,6 +64,8 @@ class CacheRule:
     shared: bool = False
     #: ``tags=`` given as a callable: the request's own tags, read on a miss.
     tag_function: TagFunction | None = None
+    #: What the cache in front gets as its freshness (``None``: the cache's).
+    cdn_cache_control: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,7 @@ def cached(
     stale_while_revalidate: float | None = None,
     stale_if_error: float | None = None,
     shared: bool = False,
+    cdn_cache_control: str | None = None,
     **unknown: Any,
 ) -> Callable[[F], F]:
     """Mark a GET route as cached.
@@ -137,6 +145,12 @@ def cached(
         (selected by the ``Vary`` the cache adds).  Without it the responses of
         a ``key`` route carry ``Cache-Control: private``, since no ``Vary`` can
         name a session or a token's claim (RFC 9111 §5.2.2.7).
+    :param cdn_cache_control: what the cache in front (a CDN, Varnish) gets as
+        its freshness, in the cache's ``cdn_field`` (``CDN-Cache-Control`` by
+        default): ``"max-age=600"``.  Unset, the cache's own
+        ``cdn_cache_control``; the server-side ``ttl`` is never sent.  Ignored
+        (nothing is added) on a per-user route (``key=``, or keyed on a
+        credential header).  See "Behind a CDN or Varnish" in the README.
     """
     if callable(ttl):
         refuse_bare_decorator("cached", ttl)
@@ -158,9 +172,10 @@ def cached(
                 stale_while_revalidate,
                 stale_if_error,
                 shared,
+                cdn_cache_control,
             ),
         )
-        return fn
+        return watch(fn, "@cached")
 
     return mark
 
@@ -183,6 +198,7 @@ def _cache_rule(
     stale_while_revalidate: float | None = None,
     stale_if_error: float | None = None,
     shared: bool = False,
+    cdn_cache_control: str | None = None,
 ) -> CacheRule:
     """Check ``@cached``'s arguments; errors name the decorated function."""
     checked_ttl = check_ttl(owner, ttl)
@@ -218,6 +234,7 @@ def _cache_rule(
         stale_if_error=stale_if_error,
         shared=shared,
         tag_function=tag_function,
+        cdn_cache_control=check_directives(owner, cdn_cache_control),
     )
 
 
@@ -260,7 +277,7 @@ def invalidates(*tags: str) -> Callable[[F], F]:
     def mark(fn: F) -> F:
         rule = InvalidationRule(tags=check_tags(f"@invalidates on {_name(fn)}", tags))
         setattr(fn, INVALIDATES_ATTR, rule)
-        return fn
+        return watch(fn, "@invalidates")
 
     return mark
 

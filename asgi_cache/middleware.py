@@ -30,7 +30,7 @@ import logging
 import os
 from typing import Final
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_cache.background import Background
 from asgi_cache.cache import SCOPE_KEY, Cache
@@ -40,8 +40,10 @@ from asgi_cache.forwarding import bypass, send_only_if_cached
 from asgi_cache.invalidation import SAFE_METHODS
 from asgi_cache.lookup import Lookup, look_up
 from asgi_cache.misses import Misses
+from asgi_cache.observers import observed
 from asgi_cache.openapi import document
 from asgi_cache.policy import Requested, Reuse, requested, reuse
+from asgi_cache.presence import Downstream
 from asgi_cache.replay import send_entry
 from asgi_cache.revalidation import validators
 from asgi_cache.routes import ReadRoute, RouteTable, compile_routes, find_routes, route_path
@@ -80,6 +82,8 @@ class CacheMiddleware:
         if not isinstance(openapi, bool):
             raise TypeError(f"CacheMiddleware: openapi must be True or False, got {openapi!r}")
         self.app = app
+        #: What requests are handed to: ``app``, telling marked endpoints they are served.
+        self._downstream = Downstream(app)
         self._openapi = openapi
         if cache is None:
             cache = Cache.from_url(os.environ.get("ASGI_CACHE_URL", "memory://"))
@@ -88,7 +92,9 @@ class CacheMiddleware:
         self._coalescer = Coalescer()
         self._decoded = DecodedEntries()
         self._background = Background()
-        self._misses = Misses(app, cache, self._decoded, self._coalescer, self._background)
+        self._misses = Misses(
+            self._downstream, cache, self._decoded, self._coalescer, self._background
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -103,7 +109,7 @@ class CacheMiddleware:
                     on_shutdown=self.cache.aclose,
                 )
             else:
-                await self.app(scope, receive, send)
+                await self._downstream(scope, receive, send)
             return
         scope[SCOPE_KEY] = self.cache
         table = self._table or self._compile(scope)
@@ -112,15 +118,21 @@ class CacheMiddleware:
             path = route_path(scope) if scope.get("root_path") else scope["path"]
             route = table.for_read(path)
             if route is not None:
+                if self.cache.surrogate_keys_for is not None and route.front is not None:
+                    send = _keys_for_front_only(self.cache, scope, send)
+                if self.cache.observers:
+                    send = observed(scope, send, self.cache.observers)
                 if self.cache.enabled:
                     await self._read(route, path, scope, receive, send)
                 else:
-                    await bypass(self.app, self.cache, Detail.DISABLED, scope, receive, send, route)
+                    await bypass(
+                        self._downstream, self.cache, Detail.DISABLED, scope, receive, send, route
+                    )
                 return
         elif method not in SAFE_METHODS and self.cache.enabled:  # RFC 9111 §4.4: unknown too
-            await run_write(self.app, self.cache, table, scope, receive, send)
+            await run_write(self._downstream, self.cache, table, scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        await self._downstream(scope, receive, send)
 
     async def _start(self, scope: Scope) -> None:
         """Lifespan startup: compile the routes, then see that the store answers."""
@@ -157,7 +169,7 @@ class CacheMiddleware:
             if lookup is Detail.ONLY_IF_CACHED:
                 await send_only_if_cached(send)
             else:
-                await bypass(self.app, cache, lookup, scope, receive, send, route)
+                await bypass(self._downstream, cache, lookup, scope, receive, send, route)
             return
         if cache.pending.waiting and not await cache.pending.try_apply():
             # An invalidation the store has not taken yet: nothing it may
@@ -237,4 +249,21 @@ class CacheMiddleware:
         if lookup.directives is not None and lookup.directives.only_if_cached:
             await send_only_if_cached(send)
         else:
-            await bypass(self.app, self.cache, reason, scope, receive, send, lookup.route)
+            await bypass(self._downstream, self.cache, reason, scope, receive, send, lookup.route)
+
+
+def _keys_for_front_only(cache: Cache, scope: Scope, send: Send) -> Send:
+    """``send``, stripping the surrogate key header unless the request carries
+    the header that marks the cache in front (``Cache(surrogate_keys_for=...)``)."""
+    marker, fmt = cache.surrogate_keys_for, cache.surrogate_keys
+    if fmt is None or any(name == marker for name, _ in scope["headers"]):
+        return send
+    field = fmt.header
+
+    async def send_without_keys(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(n, v) for n, v in message.get("headers", ()) if n.lower() != field]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_without_keys

@@ -117,11 +117,13 @@ class Misses:
                 return
             if directives.no_store:  # §5.2.1.5: forwarded, and not stored
                 status = self._keyed(lookup, Detail.REQUEST_NO_STORE)
-                await forward(self.app, status, scope, receive, send, for_downstream(lookup))
+                headers = for_downstream(lookup, cache.prefix)
+                await forward(self.app, status, scope, receive, send, headers)
                 return
         if lookup.head:  # a HEAD has no body to store
             status = self._keyed(lookup, Detail.HEAD)
-            await forward(self.app, status, scope, receive, send, for_downstream(lookup))
+            headers = for_downstream(lookup, cache.prefix)
+            await forward(self.app, status, scope, receive, send, headers)
             return
         leadership: Leadership | None = None
         if cache.coalesce:

@@ -341,7 +341,16 @@ class Responder:
 
     def _downstream(self, headers: Headers, selecting: tuple[bytes, ...]) -> Headers:
         route = self.lookup.route
-        return downstream(headers, route.vary_names, selecting, route.private)
+        return self._for_front(downstream(headers, route.vary_names, selecting, route.private))
+
+    def _for_front(self, headers: Headers) -> Headers:
+        """``headers`` with what the cache in front gets (:mod:`asgi_cache.front`)."""
+        front = self.lookup.route.front
+        if front is None:
+            return headers
+        # The tags are known once the tags= callable ran, if the route has one.
+        known = self.unpersisted is not Detail.KEY_ERROR
+        return front.headers(headers, self.tags if known else None)
 
     async def _validated(self, stored: Entry, not_modified: Headers) -> None:
         """The application answered the validation ``304``: update, store, answer.
@@ -367,6 +376,7 @@ class Responder:
             await _send_bad_gateway(self._forward, self._keyed(self._status(Detail.NOT_STORED)))
             return
         headers, reason = validated(route, stored, not_modified, self.lookup.varied)
+        headers = self._for_front(headers)
         made = self._entry(stored.status, headers, stored.body)
         if reason is None and not isinstance(made, Detail):
             entry, keep = made
@@ -434,6 +444,7 @@ class Responder:
             cache.counters.stores += 1
         elif self.persist:  # refused: an invalidation raced this response
             await self._not_storing("refused")
+            self._raced()
             return Detail.NOT_STORED
         if self.leadership is not None:
             # Followers in this process get the entry itself once it is stored.
@@ -444,6 +455,14 @@ class Responder:
             # not be theirs: they go to the application.
             await self.leadership.release(entry if stored and key == self.lookup.key else None)
         return None if stored else Detail.NOT_STORED
+
+    def _raced(self) -> None:
+        """An invalidation came while the application computed this response,
+        which may predate the write: the tier in front must not keep it either,
+        since the write's purge may have reached it before this response does."""
+        front = self.lookup.route.front
+        if front is not None and self.held is not None:
+            self.held["headers"] = front.headers(self.held["headers"], None, storable=False)
 
     async def _record(self, ttl: float) -> str:
         """Store the vary record under the page key; return the variant's key.

@@ -39,6 +39,7 @@ from starlette.types import Scope
 
 from asgi_cache.checks import tag_fields
 from asgi_cache.conditional import ORIGIN_PRECONDITIONS
+from asgi_cache.front import Front
 from asgi_cache.invalidation import SAFE_METHODS
 from asgi_cache.markers import (
     CacheRule,
@@ -290,6 +291,8 @@ class ReadRoute(_Tagged):
     # named in the Vary of its responses.
     vary_names: tuple[bytes, ...]
     private: bool  # keyed by a key= callable, not shared=True: Cache-Control: private
+    # What its responses say to the cache in front (keys, freshness); None: nothing.
+    front: Front | None
     # The key= callable failed and that was logged; cleared when it works again,
     # so a failing key function is reported once per route and outage.
     key_failing: bool = False
@@ -594,6 +597,13 @@ def _read_route(
     keyed = names if rule.key is None else names | set(cache.credential_headers)
     key_headers = tuple(name.encode("latin-1") for name in sorted(names))
     bypass = [name.encode("latin-1") for name in cache.credential_headers if name not in keyed]
+    private = rule.key is not None and not rule.shared
+    front = _front(rule, cache, per_user=private or bool(names & set(cache.credential_headers)))
+    targets = tuple(name.encode("latin-1") for name in cache.targeted_cache_control)
+    if front is not None and front.directives is not None:
+        # The field is then this route's word to the tier in front, not the
+        # application's to this cache.
+        targets = tuple(name for name in targets if name != front.field)
     return ReadRoute(
         regex=flat.regex,
         tag_templates=_fill_tags(flat, rule.tags, label, keyed=rule.key is not None),
@@ -613,13 +623,23 @@ def _read_route(
         key_codings=key_codings,
         ttl=rule.ttl,
         default_ttl=cache.default_ttl if cache.heuristic_freshness else None,
-        targets=tuple(name.encode("latin-1") for name in cache.targeted_cache_control),
+        targets=targets,
         stale_while_revalidate=rule.stale_while_revalidate,
         stale_if_error=rule.stale_if_error,
         stale_defaults=(cache.stale_while_revalidate, cache.stale_if_error),
         vary_names=_vary_names(names, key_codings, cache.credential_headers),
-        private=rule.key is not None and not rule.shared,
+        private=private,
+        front=front,
     )
+
+
+def _front(rule: CacheRule, cache: Cache, *, per_user: bool) -> Front | None:
+    """What a route's responses say to the cache in front, if anything
+    (see :mod:`asgi_cache.front`)."""
+    directives = rule.cdn_cache_control or cache.cdn_cache_control
+    if cache.surrogate_keys is None and directives is None:
+        return None
+    return Front(cache.prefix, cache.surrogate_keys, cache.cdn_field, directives, per_user)
 
 
 def _vary_names(

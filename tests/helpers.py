@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 import anyio
@@ -373,3 +376,31 @@ def cache_status_member(response: _HasHeaders) -> Parameters:
     ]
     assert len(members) == 1, members
     return members[0]
+
+
+def python_output(code: str) -> str:
+    """What ``code`` prints, run by a fresh interpreter from the repository's root."""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).parent.parent,  # -c puts the working directory on sys.path
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return done.stdout
+
+
+def import_error_without(dependency: str, module: str) -> str:
+    """The ``ImportError`` message of importing ``module`` where ``dependency`` is
+    missing (hidden in ``sys.modules`` of a fresh interpreter)."""
+    return python_output(
+        "import importlib, sys\n"
+        f"sys.modules[{dependency!r}] = None\n"
+        "try:\n"
+        f"    importlib.import_module({module!r})\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+        "else:\n"
+        "    raise SystemExit('imported')\n"
+    )

@@ -1,4 +1,5 @@
-"""``@cached`` / ``@invalidates``: return the same function, reject bad arguments by name."""
+"""``@cached`` / ``@invalidates``: return the function as callers read it, reject bad
+arguments by name."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from asgi_cache import cached, invalidates
 from asgi_cache.markers import CacheRule, cache_rule, invalidation_rule
 
-# The very same function
+# The same function, as callers and frameworks read it
 
 
 def make_plain() -> Callable[..., Any]:
@@ -34,11 +35,33 @@ def make_coroutine() -> Callable[..., Any]:
     [cached(), cached(30, tags=("products",), vary=("accept-language",)), invalidates("products")],
     ids=["cached", "cached-with-arguments", "invalidates"],
 )
-def test_a_marker_returns_the_very_same_function(
+def test_a_marker_returns_the_function_as_it_reads_and_runs(
     make: Callable[[], Callable[..., Any]], marker: Callable[[Any], Any]
 ) -> None:
     fn = make()
-    assert marker(fn) is fn
+    marked = marker(fn)
+    assert inspect.unwrap(marked) is fn
+    assert inspect.signature(marked) == inspect.signature(fn)
+    assert (marked.__name__, marked.__qualname__, marked.__module__, marked.__doc__) == (
+        fn.__name__,
+        fn.__qualname__,
+        fn.__module__,
+        fn.__doc__,
+    )
+    assert marked.__globals__ is fn.__globals__
+    assert inspect.iscoroutinefunction(marked) is inspect.iscoroutinefunction(fn)
+    result = marked()
+    if inspect.iscoroutine(result):
+        result.close()
+    else:
+        assert result == "plain"
+
+
+def test_a_marked_class_is_returned_as_it_is() -> None:
+    class Page:
+        pass
+
+    assert cached()(Page) is Page
 
 
 def test_a_marked_async_function_is_still_a_coroutine_function() -> None:

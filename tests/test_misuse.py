@@ -248,6 +248,136 @@ def test_cached_on_a_function_served_by_get_and_post_routes_is_accepted() -> Non
         assert is_hit(client.get("/orders"))
 
 
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+# -- markers in an app without the middleware: one warning per route ------------------
+
+
+def _fastapi_app(calls: list[str]) -> FastAPI:
+    """Marked routes of every kind FastAPI has; ``calls`` records each run."""
+    app = FastAPI()
+
+    @app.get("/items/{iid}")
+    @cached(ttl=60, tags=("item:{iid}",))
+    async def item(iid: int, q: str = "") -> dict[str, object]:
+        calls.append("item")
+        return {"iid": iid, "q": q}
+
+    @app.get("/report")
+    @cached(ttl=60)
+    def report() -> dict[str, str]:
+        calls.append("report")
+        return {"report": "ready"}
+
+    @app.put("/items/{iid}")
+    @invalidates("item:{iid}")
+    async def put_item(iid: int) -> dict[str, int]:
+        calls.append("put")
+        return {"iid": iid}
+
+    return app
+
+
+def _starlette_app(calls: list[str]) -> Starlette:
+    @cached(ttl=60)
+    async def page(request: Request) -> PlainTextResponse:
+        calls.append("page")
+        return PlainTextResponse(f"page {request.path_params['name']}")
+
+    @cached(ttl=60)
+    def legacy(request: Request) -> PlainTextResponse:
+        calls.append("legacy")
+        return PlainTextResponse("legacy")
+
+    class Board(HTTPEndpoint):
+        @cached(ttl=60)
+        async def get(self, request: Request) -> PlainTextResponse:
+            calls.append("board")
+            return PlainTextResponse("board")
+
+    return Starlette(
+        routes=[Route("/pages/{name}", page), Route("/legacy", legacy), Route("/board", Board)]
+    )
+
+
+def test_a_fastapi_app_without_the_middleware_warns_once_per_marked_route_and_still_works(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+    app = _fastapi_app(calls)
+    with caplog.at_level(logging.WARNING, logger="asgi_cache"), TestClient(app) as client:
+        items = [client.get("/items/1", params={"q": q}).json() for q in ("a", "b", "a")]
+        reports = [client.get("/report").json() for _ in range(3)]
+        puts = [client.put("/items/1").status_code for _ in range(2)]
+        other = client.get("/items/2").json()
+    assert items == [{"iid": 1, "q": "a"}, {"iid": 1, "q": "b"}, {"iid": 1, "q": "a"}]
+    assert reports == [{"report": "ready"}] * 3
+    assert (puts, other) == ([200, 200], {"iid": 2, "q": ""})
+    assert calls.count("item") == 4 and calls.count("report") == 3  # nothing cached
+    first, second, third = _warnings(caplog)
+    assert first.startswith("asgi-cache: route GET /items/{iid} (tests.test_misuse.")
+    assert "item) is marked @cached but no CacheMiddleware is installed" in first
+    assert "add app.add_middleware(CacheMiddleware)" in first
+    # A def endpoint runs in a worker thread, away from the request: named by its function.
+    assert second.startswith("asgi-cache: endpoint tests.test_misuse._fastapi_app.<locals>.report")
+    assert "is marked @cached but no CacheMiddleware is installed" in second
+    assert third.startswith("asgi-cache: route PUT /items/{iid} (")
+    assert "is marked @invalidates" in third
+    assert "its writes invalidate nothing" in third
+
+
+def test_a_starlette_app_without_the_middleware_warns_once_per_marked_route_and_still_works(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+    app = _starlette_app(calls)
+    with caplog.at_level(logging.WARNING, logger="asgi_cache"), TestClient(app) as client:
+        bodies = [client.get(path).text for path in ["/pages/a", "/pages/b"] * 2]
+        bodies += [client.get(path).text for path in ["/legacy", "/board"] * 2]
+    assert bodies == ["page a", "page b"] * 2 + ["legacy", "board"] * 2
+    assert len(calls) == 8
+    warnings = _warnings(caplog)
+    assert [w.split(" (")[0] for w in warnings] == [
+        "asgi-cache: route GET /pages/{name}",
+        "asgi-cache: route GET /legacy",
+        "asgi-cache: route GET /board",
+    ]
+    assert all("is marked @cached but no CacheMiddleware is installed" in w for w in warnings)
+
+
+@pytest.mark.parametrize("make", [_fastapi_app, _starlette_app], ids=["fastapi", "starlette"])
+def test_marked_routes_under_the_middleware_do_not_warn(
+    make: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[str] = []
+    app = make(calls)
+    app.add_middleware(CacheMiddleware, cache=Cache(MemoryStore()))
+    paths = ["/items/1", "/report"] if isinstance(app, FastAPI) else ["/pages/a", "/legacy"]
+    paths += [] if isinstance(app, FastAPI) else ["/board"]
+    with caplog.at_level(logging.WARNING, logger="asgi_cache"), TestClient(app) as client:
+        misses = [client.get(path) for path in paths]
+        hits = [client.get(path) for path in paths]
+        if isinstance(app, FastAPI):
+            assert client.put("/items/1").status_code == 200
+        bypassed = client.get(paths[0], headers={"cache-control": "no-store"})
+    assert all(r.status_code == 200 for r in [*misses, *hits, bypassed])
+    assert all(is_hit(hit) for hit in hits)
+    assert _warnings(caplog) == []
+
+
+def test_a_disabled_cache_is_still_an_installed_middleware(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = _fastapi_app([])
+    app.add_middleware(CacheMiddleware, cache=Cache(MemoryStore(), enabled=False))
+    with caplog.at_level(logging.WARNING, logger="asgi_cache"), TestClient(app) as client:
+        assert client.get("/report").status_code == 200
+        assert client.put("/items/1").status_code == 200
+    assert _warnings(caplog) == []
+
+
 # -- get_cache without the middleware --------------------------------------------------
 
 
@@ -278,10 +408,6 @@ def _redis_app(url: str) -> FastAPI:
 
     app.add_middleware(CacheMiddleware, cache=Cache(RedisStore.from_url(url, cooldown=60)))
     return app
-
-
-def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_a_redis_down_at_startup_is_one_warning_naming_its_url_without_the_password(

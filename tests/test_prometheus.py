@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
@@ -14,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached
 from asgi_cache.prometheus import CacheCollector, register
 from asgi_cache.stores.redis import RedisStore
-from tests.helpers import MakeCache, client_for
+from tests.helpers import MakeCache, client_for, import_error_without
 
 pytestmark = pytest.mark.anyio
 
@@ -189,22 +185,5 @@ def test_the_export_parses_as_prometheus_text() -> None:
 
 
 def test_without_prometheus_client_the_import_error_says_what_to_install() -> None:
-    code = (
-        "import sys\n"
-        "sys.modules['prometheus_client'] = None\n"
-        "try:\n"
-        "    import asgi_cache.prometheus\n"
-        "except ImportError as exc:\n"
-        "    print(exc)\n"
-        "else:\n"
-        "    raise SystemExit('imported')\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=Path(__file__).parent.parent,  # -c puts the working directory on sys.path
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    assert 'pip install "asgi-cache[prometheus]"' in done.stdout
+    message = import_error_without("prometheus_client", "asgi_cache.prometheus")
+    assert 'pip install "asgi-cache[prometheus]"' in message

@@ -119,8 +119,11 @@ class Store(abc.ABC):
 
         Called once at the application's startup, so an unreachable store or a
         wrong password is reported when the server starts rather than
-        discovered by the first requests.  A store in process memory always
-        answers.
+        discovered by the first requests.  It is also the place to open
+        connections and fetch what the first requests would otherwise wait for,
+        under a bound of the store's own rather than the one requests get
+        (:class:`~asgi_cache.stores.redis.RedisStore` does).  A store in process
+        memory always answers.
         """
 
     async def detach(self) -> None:  # noqa: B027 - optional hook, a no-op by default

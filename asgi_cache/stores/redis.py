@@ -112,6 +112,7 @@ from asgi_cache.stores.breaker import Breaker
 from asgi_cache.stores.near import NearCache
 from asgi_cache.stores.tracking import Endpoint, track
 from asgi_cache.stores.urls import redact_url
+from asgi_cache.stores.warmup import warm_up
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout as _timeout
@@ -167,6 +168,11 @@ _GENERATION_TTL_MS = 24 * 60 * 60 * 1000
 _MEMBER_SLACK_MS = 1000
 
 _BATCH = 500
+
+#: How long :meth:`RedisStore.check` (at lifespan startup) may take to connect, discover
+#: a cluster and load the scripts: long enough for a busy machine, short enough not to
+#: hold a deployment up when Redis is unreachable.
+STARTUP_TIMEOUT = 5.0
 
 #: How long ``invalidate`` and ``clear`` wait for a cluster client's discovery
 #: (a new event loop's client has to discover the cluster first).
@@ -501,8 +507,14 @@ class RedisStore(Store):
         return self._url
 
     async def check(self) -> None:
-        """``PING`` Redis (on a cluster: discover its slots first), within ``cooldown``
-        or 1 s, whichever is longer.
+        """See that Redis answers, and warm the running loop's client up for requests.
+
+        Connects to Redis (to every primary of a cluster, after discovering its
+        slots and reading its command table) and loads the store's scripts there,
+        bounded as a whole by :data:`STARTUP_TIMEOUT` rather than by ``timeout``,
+        which applies to requests (see :mod:`asgi_cache.stores.warmup`).  The
+        middleware calls it at lifespan startup, so the first request finds the
+        connections open and is served from the store even on a busy machine.
 
         On failure the circuit breaker opens at once, so the first requests skip
         Redis rather than each wait for it, and the :class:`StoreError` names the
@@ -510,14 +522,8 @@ class RedisStore(Store):
         """
         client = self._client
         started = self._breaker.clock()
-
-        async def ping() -> None:
-            if self._cluster:
-                await client.initialize()
-            await client.ping()
-
         try:
-            await _within(max(1.0, self._breaker.cooldown), ping())
+            await warm_up(client, cluster=self._cluster, scripts=_SCRIPTS, seconds=STARTUP_TIMEOUT)
         except Exception as exc:
             self._breaker.failed(started)
             self._breaker.trip()

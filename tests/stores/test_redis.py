@@ -30,7 +30,7 @@ from asgi_cache import Cache, CacheMiddleware, cached, invalidates
 from asgi_cache.keys import tag_key
 from asgi_cache.stores.base import StoreError
 from asgi_cache.stores.redis import _LOCK_LEASE as LOCK_LEASE
-from asgi_cache.stores.redis import RedisStore
+from asgi_cache.stores.redis import _SCRIPTS, RedisStore
 from tests.fixtures_redis import TEST_SERVER_ARGS
 from tests.helpers import STORED, Calls, client_for, is_hit
 from tests.redis_servers import RedisCluster, RedisServer, RedisUser, resp_command
@@ -41,6 +41,9 @@ T = TypeVar("T")
 
 #: Tags chosen to trip up a naive hash-tag layout: empty, lone or empty braces, a
 #: brace pair of their own, glob characters and non-ASCII text.
+#: The store's Lua scripts, by their SHA1.
+SCRIPT_SHAS = sorted(_SCRIPTS.values())
+
 AWKWARD_TAGS = ["", "{", "}", "{}", "a{}b", "}{", "{x}", "x{y", "{}{x}", "a*b?[c]\\", "ü:🙂"]
 
 
@@ -1114,3 +1117,61 @@ async def test_waiting_for_a_lock_stops_at_the_first_poll_that_fails_in_a_stall(
         await blocker.aclose()
         await waiter.aclose()
         await holder.aclose()
+
+
+# -- the startup check --------------------------------------------------------------------
+
+
+@pytest.fixture(params=["redis", pytest.param("cluster", marks=pytest.mark.cluster)])
+def nodes_and_url(request: pytest.FixtureRequest) -> tuple[list[RedisServer], str]:
+    """The primaries and the URL of the suite's single server, then of its cluster."""
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        return [server], server.url
+    cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+    return cluster.nodes, f"{cluster.url}?cluster=true"
+
+
+async def test_check_connects_to_every_primary_and_loads_the_scripts_there(
+    nodes_and_url: tuple[list[RedisServer], str],
+) -> None:
+    nodes, url = nodes_and_url
+    for node in nodes:
+        resp_command(node.host, node.port, "SCRIPT", "FLUSH")
+    before = [client_count(node) for node in nodes]
+    store = RedisStore.from_url(url)
+    try:
+        await store.check()
+        after = [client_count(node) for node in nodes]
+    finally:
+        await store.aclose()
+    assert all(now > then for now, then in zip(after, before, strict=True))
+    for node in nodes:
+        async with redis.asyncio.Redis(host=node.host, port=node.port) as direct:
+            assert await direct.script_exists(*SCRIPT_SHAS) == [True] * len(SCRIPT_SHAS)
+
+
+async def test_check_leaves_the_request_timeouts_on_the_connections_it_opened(
+    nodes_and_url: tuple[list[RedisServer], str],
+) -> None:
+    """The startup bound is the check's alone: the requests after it keep ``timeout``."""
+    _, url = nodes_and_url
+    store = RedisStore.from_url(url, timeout=0.05)
+    try:
+        await store.check()
+        client = store.client
+        if isinstance(client, ClusterClient):
+            nodes = client.get_nodes()
+            settings = [client.nodes_manager.connection_kwargs]
+            settings += [node.connection_kwargs for node in nodes]
+            connections = [c for node in nodes for c in node._connections]
+        else:
+            settings = [client.connection_pool.connection_kwargs]
+            connections = list(client.connection_pool._available_connections)
+        assert connections
+        for timeouts in settings:
+            assert timeouts["socket_timeout"] == timeouts["socket_connect_timeout"] == 0.05
+        for connection in connections:
+            assert connection.socket_timeout == connection.socket_connect_timeout == 0.05
+    finally:
+        await store.aclose()
