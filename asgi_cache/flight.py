@@ -51,15 +51,33 @@ logger = logging.getLogger("asgi_cache")
 
 
 class Flight:
-    """One computation of a key in this process, as its followers see it."""
+    """One computation of a key in this process, as its followers see it.
 
-    __slots__ = ("done", "result")
+    Most computations have no follower, so the event followers wait on is made by
+    the first of them (an ``anyio.Event`` costs more than the rest of a lead).
+    """
+
+    __slots__ = ("_event", "finished", "result")
 
     def __init__(self) -> None:
-        self.done = anyio.Event()
+        self._event: anyio.Event | None = None
+        self.finished = False  #: the leader is done: followers no longer wait
         #: What the leader handed over for its followers (``None``: nothing,
         #: re-read the store or compute).
         self.result: Any = None
+
+    async def wait(self) -> None:
+        """Return once the leader is done (callers bound the wait)."""
+        if self.finished:
+            return
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()
+
+    def finish(self) -> None:
+        self.finished = True
+        if self._event is not None:
+            self._event.set()
 
 
 class Leadership:
@@ -77,9 +95,14 @@ class Leadership:
         self._token = token
         self._flight = flight
 
+    @property
+    def holds_lock(self) -> bool:
+        """Whether releasing also frees a lock in the store (an awaited store call)."""
+        return self._token is not None
+
     async def release(self, result: Any = None) -> None:
         """Wake the followers, handing them ``result`` (idempotent)."""
-        if self._flight.done.is_set():
+        if self._flight.finished:
             return
         self._flight.result = result
         self._coalescer._finish(self._key, self._flight)
@@ -110,7 +133,7 @@ class Coalescer:
         flight = self._flights.get(key)
         if flight is not None:
             with anyio.move_on_after(wait):
-                await flight.done.wait()
+                await flight.wait()
             return flight
         flight = self._flights[key] = Flight()
         leadership = await self._acquire(store, key, wait, flight)
@@ -144,7 +167,12 @@ class Coalescer:
     async def _acquire(
         self, store: Store, key: str, ttl: float, flight: Flight
     ) -> Leadership | None:
-        """Take the cross-process lock of ``key``; ``None`` if another holds it."""
+        """Take the cross-process lock of ``key``; ``None`` if another holds it.
+
+        A store that keeps no locks (the default :meth:`Store.acquire`: one process
+        only) is not asked, and its leader has no lock to release."""
+        if type(store).acquire is Store.acquire:
+            return Leadership(self, store, key, None, flight)
         new_token = secrets.token_hex(8)
         token: str | None = new_token
         try:
@@ -159,4 +187,4 @@ class Coalescer:
     def _finish(self, key: str, flight: Flight) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
-        flight.done.set()
+        flight.finish()

@@ -214,15 +214,9 @@ async def look_up(
             logger.info("asgi-cache: key function of %s works again", route.label)
 
     codings = accepted_codings(accept_encoding) if route.key_codings else b""
-    root_path: str = scope.get("root_path", "")
-    parts = (
-        root_path.encode("utf-8", "surrogatepass") if root_path else b"",
-        route_path.encode("utf-8", "surrogatepass"),
-        canonical_query(query) if (query := scope.get("query_string")) else b"",
-        codings,
-        custom,
+    key = _page_key(
+        route, prefix, scope.get("root_path", ""), route_path, scope, codings, custom, values
     )
-    key = entry_key(prefix, parts, values)
     head = scope["method"] == "HEAD"
     return Lookup(
         route,
@@ -236,6 +230,55 @@ async def look_up(
         directives,
         key_part,
     )
+
+
+#: Page keys remembered per route (see :attr:`ReadRoute.key_memo`), and the most
+#: bytes of query, key part and key header values remembered for one: a memo of
+#: a few megabytes per route at most.
+KEY_MEMO_SIZE = 1024
+KEY_MEMO_INPUT = 2048
+
+
+def _page_key(
+    route: ReadRoute,
+    prefix: str,
+    root_path: str,
+    route_path: str,
+    scope: Scope,
+    codings: bytes,
+    custom: bytes,
+    values: list[list[bytes] | None],
+) -> str:
+    """The page key of a request with these components (:func:`entry_key`).
+
+    Remembered per route by the components themselves, compared exactly, so a
+    repeated request (every hit of a hot page) skips canonicalising its query
+    and the digest; the memo is emptied when full, like the routing memo.
+    """
+    query: bytes = scope.get("query_string", b"")
+    seen: tuple[object, ...] = (prefix, root_path, route_path, query, codings, custom)
+    size = len(query) + len(custom)
+    if values:
+        fields = tuple(None if found is None else tuple(found) for found in values)
+        seen += fields
+        size += sum(len(value) for found in fields if found for value in found)
+    memo = route.key_memo
+    key = memo.get(seen)
+    if key is not None:
+        return key
+    parts = (
+        root_path.encode("utf-8", "surrogatepass") if root_path else b"",
+        route_path.encode("utf-8", "surrogatepass"),
+        canonical_query(query) if query else b"",
+        codings,
+        custom,
+    )
+    key = entry_key(prefix, parts, values)
+    if size <= KEY_MEMO_INPUT:
+        if len(memo) >= KEY_MEMO_SIZE:
+            memo.clear()
+        memo[seen] = key
+    return key
 
 
 async def request_tags(route: ReadRoute, scope: Scope) -> list[str] | None:

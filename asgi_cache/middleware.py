@@ -177,7 +177,11 @@ class CacheMiddleware:
             await self._unavailable(lookup, Detail.INVALIDATION_PENDING, scope, receive, send)
             return
         try:
-            entry = await self._stored(lookup, scope)
+            data = await cache.store.get(lookup.key)
+            decoded = self._decoded
+            entry = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
+            if isinstance(entry, VaryRecord):  # varies on headers outside the key
+                entry = await self._variant(lookup, entry, scope)
         except Exception as exc:
             cache.counters.store_failed("get", exc)
             await self._unavailable(lookup, Detail.STORE_UNAVAILABLE, scope, receive, send)
@@ -208,18 +212,6 @@ class CacheMiddleware:
         else:
             await self._misses.not_fresh(usable, entry, now, lookup, scope, receive, send)
 
-    async def _stored(self, lookup: Lookup, scope: Scope) -> Entry | None:
-        """The entry stored for ``lookup``: under its key, or the variant its
-        vary record selects (``fwd=vary-miss`` when that one is missing)."""
-        data = await self.cache.store.get(lookup.key)
-        decoded = self._decoded
-        entry = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
-        if isinstance(entry, VaryRecord):  # the response varies on headers outside the key
-            entry = await self._variant(lookup, entry, scope)
-            if entry is None and lookup.fwd is _URI_MISS:
-                lookup.fwd = Forward.VARY_MISS  # RFC 9211 §2.2
-        return entry
-
     def _as_requested(self, lookup: Lookup, entry: Entry, usable: Reuse, now: float) -> Reuse:
         """What the request's own directives leave of ``usable`` (RFC 9111 §5.2.1)."""
         assert lookup.directives is not None
@@ -233,7 +225,8 @@ class CacheMiddleware:
         return usable
 
     async def _variant(self, lookup: Lookup, record: VaryRecord, scope: Scope) -> Entry | None:
-        """The stored variant of ``lookup``'s page that this request selects.
+        """The stored variant of ``lookup``'s page that this request selects
+        (``fwd=vary-miss`` when it is missing).
 
         RFC 9111 §4.1: the page key holds the names of the headers the
         response varies on beyond the key; their normalised values key the
@@ -243,7 +236,11 @@ class CacheMiddleware:
         data = await self.cache.store.get(lookup.key)
         decoded = self._decoded
         found = None if data is None else decoded.get(data) or decoded.decode(data, lookup.key)
-        return found if isinstance(found, Entry) else None
+        if isinstance(found, Entry):
+            return found
+        if lookup.fwd is _URI_MISS:
+            lookup.fwd = Forward.VARY_MISS  # RFC 9211 §2.2
+        return None
 
     async def _unavailable(
         self, lookup: Lookup, reason: Detail, scope: Scope, receive: Receive, send: Send

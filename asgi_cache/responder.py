@@ -169,9 +169,13 @@ class Responder:
                 return Outcome.SENT
             return await self._run_with_stand_in(app, scope)
         finally:
-            if self.leadership is not None:
-                with anyio.CancelScope(shield=True):
-                    await self.leadership.release()
+            leadership = self.leadership
+            if leadership is not None:
+                if leadership.holds_lock:  # a store call: not to be cut short
+                    with anyio.CancelScope(shield=True):
+                        await leadership.release()
+                else:  # nothing to await: cancellation cannot interrupt it
+                    await leadership.release()
 
     async def _take_fence(self, scope: Scope) -> None:
         """Fence the store on the entry's tags, so that an invalidation while the

@@ -8,6 +8,8 @@ asserts a speed.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -15,6 +17,7 @@ from benchmarks import harness, report
 from benchmarks.contenders import items_for, render, unavailable
 from benchmarks.harness import Group, Plan, Results, Server
 from benchmarks.load import parse_wrk
+from tests.servers import ROOT
 
 #: uvicorn picks httptools where installed (the benchmark's venv), h11 in the test environment.
 UVICORN = Server("uvicorn", "uvicorn", http="auto")
@@ -79,3 +82,15 @@ def test_wrk_output_gives_requests_errors_and_percentiles() -> None:
     load = parse_wrk(WRK_OUTPUT, 2)
     assert (load.requests, load.seconds, load.errors) == (60519, 2.0, 6)
     assert (load.p50_ms, load.p99_ms) == (0.99, 2.11)
+
+
+def test_the_overheads_benchmark_runs_every_part_and_prints_each_ratio() -> None:
+    """``benchmarks/overheads.py`` at its smallest: every comparison runs and is checked."""
+    command = [sys.executable, "-m", "benchmarks.overheads", "--n", "20", "--rounds", "1"]
+    command += ["--entries", "200", "--memory-entries", "50"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for title in ("Miss overhead", "Unmarked route", "Routes: static path", "A full memory store"):
+        assert f"\n{title}" in result.stdout
+    assert "200 other entries" in result.stdout
+    assert "fit: " in result.stdout and " x body + " in result.stdout

@@ -602,6 +602,34 @@ def test_among_300_routes_the_marked_last_one_is_cached_and_the_others_are_not()
     assert calls == {"static 297": 2, "param 148": 2, "marked": 1}
 
 
+def test_routes_of_every_depth_keep_the_routers_order_among_many_routes() -> None:
+    """Paths are matched against the routes their leading literal segments allow,
+    in router order: a shallower or parameter-first route before a deeper one wins."""
+    calls: Counter[str] = Counter()
+    routes = [Route(f"/filler/{i}/{{value}}", text(f"filler {i}", calls)) for i in range(100)]
+    routes += [
+        Route("/{section}/{item}/edit", text("editor", calls)),
+        Route("/shop/{item}/edit", cached(60)(text("shop edit", calls))),
+        Route("/shop/v1.0/{item}", cached(60)(text("v1.0", calls))),
+        Route("/shop/v1x0/{item}", text("v1x0", calls)),
+        Route("/shop/{rest:path}", cached(60)(text("rest", calls))),
+    ]
+    app = Starlette(routes=routes)
+
+    with sync_client_for(app) as client:
+        edits = [client.get("/shop/hat/edit") for _ in range(2)]
+        _, dotted = get_twice(client, "/shop/v1.0/hat")
+        undotted = [client.get("/shop/v1x0/hat") for _ in range(2)]
+        _, rest = get_twice(client, "/shop/v1.0/hat/extra")
+        filler = [client.get("/filler/99/x") for _ in range(2)]
+    assert [r.text for r in edits] == ["editor {'section': 'shop', 'item': 'hat'}"] * 2
+    assert [cache_status(r) for r in edits + undotted + filler] == [None] * 6
+    assert dotted.text == "v1.0 {'item': 'hat'}" and is_hit(dotted)
+    assert [r.text for r in undotted] == ["v1x0 {'item': 'hat'}"] * 2
+    assert rest.text == "rest {'rest': 'v1.0/hat/extra'}" and is_hit(rest)
+    assert calls == {"editor": 2, "v1.0": 1, "v1x0": 2, "rest": 1, "filler 99": 2}
+
+
 # Route shapes Starlette accepts, however odd: they never break the app
 
 

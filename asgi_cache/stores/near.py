@@ -69,6 +69,8 @@ class NearCache:
         self._reading: dict[str, bool] = {}
         #: Whether tracking is established; the tier is empty and bypassed while it is not.
         self.active = False
+        #: The ``host:port`` of each node tracked (set when tracking is established).
+        self.nodes: frozenset[str] = frozenset()
         self.hits = 0
         self.evictions = 0
         self.flushes = 0

@@ -638,6 +638,10 @@ class RedisStore(Store):
             except BaseException:
                 near.abandon(key)
                 raise
+            if self._cluster and not self._tracked_owner(key, near):
+                near.abandon(key)
+                self._track_anew(near)
+                return value
             near.insert(key, value, ttl_ms, started)
             return value
 
@@ -1090,20 +1094,62 @@ class RedisStore(Store):
                 return None  # another loop's tier: this loop reads Redis
         near.active = False
         near.flush()
-        self._tracking = loop.create_task(track(near, self._tracking_endpoints))
+        topology = self._cluster_primaries if self._cluster else None
+        self._tracking = loop.create_task(track(near, self._tracking_endpoints, topology))
         return near
 
     async def _tracking_endpoints(self) -> list[Endpoint]:
-        """The nodes whose changes the near cache must hear of: the server, or each primary."""
+        """The nodes whose changes the near cache must hear of: the server, or each primary
+        of the cluster, those owning no slot yet included (a slot may move there)."""
         client: Any = self._client
         if not self._cluster:
             pool = client.connection_pool
             return [(pool.connection_class, dict(pool.connection_kwargs))]
         if not self._knows_slots() or getattr(client, "_initialize", False):
             await client.initialize()
-        return [
-            (node.connection_class, dict(node.connection_kwargs)) for node in client.get_primaries()
-        ]
+        known = {node.name: node for node in client.get_primaries()}
+        base = next(iter(known.values()))
+        endpoints = []
+        for name in sorted(await self._cluster_primaries()):
+            node = known.get(name)
+            if node is not None:
+                endpoints.append((node.connection_class, dict(node.connection_kwargs)))
+            else:
+                host, _, port = name.rpartition(":")
+                kwargs = {**base.connection_kwargs, "host": host, "port": int(port)}
+                endpoints.append((base.connection_class, kwargs))
+        return endpoints
+
+    async def _cluster_primaries(self) -> frozenset[str]:
+        """The ``host:port`` of every primary the cluster lists (``CLUSTER NODES``), but
+        those it has failed, whether or not they own slots."""
+        client: Any = self._client
+        reply = await client.execute_command("CLUSTER NODES")
+        if isinstance(reply, dict):  # redis-py parses the reply into {address: fields}
+            nodes = [(address, str(fields["flags"])) for address, fields in reply.items()]
+        else:
+            text = reply.decode() if isinstance(reply, bytes) else str(reply)
+            nodes = [(f[1], f[2]) for f in map(str.split, text.splitlines()) if len(f) > 2]
+        return frozenset(
+            address.split("@")[0]
+            for address, flags in nodes
+            if "master" in flags.split(",") and not _UNUSABLE_NODE & set(flags.split(","))
+        )
+
+    def _tracked_owner(self, key: str, near: NearCache) -> bool:
+        """Whether ``key``'s slot is owned by a node the near cache tracks (a cluster's
+        slot map, as the read just left it: a ``MOVED`` reply updates it)."""
+        owner = self._owner(key)
+        return owner is not None and owner.name in near.nodes
+
+    def _track_anew(self, near: NearCache) -> None:
+        """Flush and bypass the tier, and subscribe to the cluster's primaries anew: a
+        read was answered by a primary that tracking does not cover."""
+        near.active = False
+        near.flush()
+        task = self._tracking
+        if task is not None and not task.done():
+            task.cancel()  # the next get starts it again, once this one is done
 
     async def _stop_tracking(self, loop: _Loop | None) -> None:
         """Stop the near cache's tracking if it runs on ``loop`` (None: on any loop)."""
@@ -1633,6 +1679,12 @@ def _describe(exc: BaseException) -> str:
 def _batches(keys: list[bytes]) -> Iterable[list[bytes]]:
     for start in range(0, len(keys), _BATCH):
         yield keys[start : start + _BATCH]
+
+
+#: ``CLUSTER NODES`` flags of a primary not to track: failed by the cluster's consensus (its
+#: slots go to a replica), or not a member yet.  A primary only suspected (``fail?``) may
+#: still take writes, so it stays tracked: while it does not answer, the tier is bypassed.
+_UNUSABLE_NODE = frozenset({"fail", "handshake", "noaddr"})
 
 
 def _pop_near_bytes(url: str) -> tuple[str, int | None]:

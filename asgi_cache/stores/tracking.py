@@ -15,6 +15,12 @@ soon as one of them fails, or stays silent for ``health_check`` seconds after a 
 Each transition flushes the tier (:meth:`~asgi_cache.stores.near.NearCache.flush`): what
 happened while nobody was listening is unknown.  Then the connections are made again, with a
 backoff, until tracking is back.
+
+On a cluster the set of primaries can change under it (a node joins and takes slots, a
+replica is promoted): a node outside the tracked set reports nothing to this process.  So
+``topology`` is asked every ``health_check`` seconds for the current primaries, and any
+difference from the tracked ones counts as a lost connection: the tier is flushed and every
+primary subscribed to anew.
 """
 
 from __future__ import annotations
@@ -44,19 +50,30 @@ _RETRY_FIRST = 0.05
 _RETRY_MAX = 1.0
 
 
-async def track(near: NearCache, endpoints: Callable[[], Awaitable[Sequence[Endpoint]]]) -> None:
-    """Keep ``near`` coherent until cancelled; it is active only while every node listens."""
+async def track(
+    near: NearCache,
+    endpoints: Callable[[], Awaitable[Sequence[Endpoint]]],
+    topology: Callable[[], Awaitable[frozenset[str]]] | None = None,
+) -> None:
+    """Keep ``near`` coherent until cancelled; it is active only while every node listens.
+
+    ``topology`` (a cluster's) gives the ``host:port`` names of the nodes that should be
+    tracked now; tracking starts over when they differ from the ``endpoints`` tracked."""
     delay = _RETRY_FIRST
     while True:
         connections: list[Any] = []
         try:
-            for connection_class, kwargs in await endpoints():
+            nodes = await endpoints()
+            for connection_class, kwargs in nodes:
                 connections.append(await _subscribe(near, connection_class, kwargs))
             near.flush()  # anything read before now was read without tracking
+            near.nodes = frozenset(node_name(kwargs) for _, kwargs in nodes)
             near.active = True
             logger.debug("asgi-cache: near cache tracking %d node(s)", len(connections))
             delay = _RETRY_FIRST
             listeners = [asyncio.ensure_future(_listen(near, c)) for c in connections]
+            if topology is not None:
+                listeners.append(asyncio.ensure_future(_watch_topology(near, topology)))
             try:
                 done, _ = await asyncio.wait(listeners, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
@@ -79,6 +96,28 @@ async def track(near: NearCache, endpoints: Callable[[], Awaitable[Sequence[Endp
                 await _disconnect(connection)
         await asyncio.sleep(delay)
         delay = min(delay * 2, _RETRY_MAX)
+
+
+def node_name(kwargs: dict[str, Any]) -> str:
+    """The ``host:port`` a node's connection arguments name, as a cluster client names it."""
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+
+
+async def _watch_topology(
+    near: NearCache, topology: Callable[[], Awaitable[frozenset[str]]]
+) -> None:
+    """Return (ending tracking, which then starts over) once the nodes to track change."""
+    while True:
+        await asyncio.sleep(near.health_check)
+        async with _timeout(near.health_check):
+            current = await topology()
+        if current != near.nodes:
+            logger.info(
+                "asgi-cache: near cache: cluster primaries changed (%s -> %s); tracking anew",
+                ", ".join(sorted(near.nodes)),
+                ", ".join(sorted(current)),
+            )
+            return
 
 
 async def _subscribe(near: NearCache, connection_class: Any, kwargs: dict[str, Any]) -> Any:
