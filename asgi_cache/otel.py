@@ -32,7 +32,20 @@ instrument                            kind     unit            meaning
 ``asgi_cache.store.size``             gauge    By              bytes the store holds
 ``asgi_cache.store.entries``          gauge    {entry}         entries the store holds
 ``asgi_cache.store.evictions``        counter  {entry}         entries the store evicted
+``asgi_cache.near.hits``              counter  {request}       hits from the near cache
+``asgi_cache.near.size``              gauge    By              bytes the near cache holds
+``asgi_cache.near.entries``           gauge    {entry}         copies the near cache holds
+``asgi_cache.near.evictions``         counter  {entry}         near-cache copies evicted
+``asgi_cache.near.flushes``           counter  {flush}         times the near cache was emptied
+``asgi_cache.near.tracking``          gauge    1               1 while tracking is up
+``asgi_cache.purges``                 counter  {purge}         purges the caches in front applied
+``asgi_cache.purges_failed``          counter  {purge}         purges not applied at once
+``asgi_cache.purges_pending``         gauge    {purger}        purgers that owe a purge
 ====================================  =======  ==============  ================================
+
+The ``near`` figures are reported with a near cache in front of Redis
+(:class:`~asgi_cache.stores.near.NearCache`), the ``purges`` figures with
+purgers (:mod:`asgi_cache.purgers`); without them there is no observation.
 
 The reason of a bypass is in the attribute ``asgi_cache.bypass.reason`` (``cookie``,
 ``store-unavailable``...: the ``Cache-Status`` detail).
@@ -116,6 +129,17 @@ _COUNTERS = (
     ),
     ("store_errors", "asgi_cache.store.errors", "{error}", "Store calls that failed."),
     ("evictions", "asgi_cache.store.evictions", "{entry}", "Entries the store evicted."),
+    # Reported only when a near cache or purgers are configured.
+    ("near_hits", "asgi_cache.near.hits", "{request}", "Hits served from the near cache."),
+    ("near_evictions", "asgi_cache.near.evictions", "{entry}", "Near-cache copies evicted."),
+    ("near_flushes", "asgi_cache.near.flushes", "{flush}", "Times the near cache was emptied."),
+    ("purges", "asgi_cache.purges", "{purge}", "Purges the caches in front applied."),
+    (
+        "purges_failed",
+        "asgi_cache.purges_failed",
+        "{purge}",
+        "Purges a cache in front did not apply at once (kept and retried).",
+    ),
 )
 _BYPASSES = ("bypasses", "asgi_cache.bypasses", "{request}", "Requests not cached, by reason.")
 _PENDING = (
@@ -127,6 +151,10 @@ _PENDING = (
 _GAUGES = (
     ("bytes", "asgi_cache.store.size", "By", "Bytes the cache store holds, as it estimates."),
     ("entries", "asgi_cache.store.entries", "{entry}", "Entries the cache store holds."),
+    ("near_bytes", "asgi_cache.near.size", "By", "Bytes the near cache holds."),
+    ("near_entries", "asgi_cache.near.entries", "{entry}", "Copies the near cache holds."),
+    ("near_tracking", "asgi_cache.near.tracking", "1", "1 while near-cache tracking is up."),
+    ("purges_pending", "asgi_cache.purges_pending", "{purger}", "Purgers that owe a purge."),
 )
 
 Callback = Callable[[CallbackOptions], Iterable[Observation]]

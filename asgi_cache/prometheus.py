@@ -63,6 +63,20 @@ _COUNTERS = (
     ("store_errors", "Store calls that failed (the request went on uncached)."),
     ("invalidations_failed", "Invalidations the store refused (kept and retried)."),
 )
+# Reported only when a near cache or purgers are configured.
+_OPT_COUNTERS = (
+    ("near_hits", "Hits served from the near cache (also counted in hits)."),
+    ("near_evictions", "Near-cache copies evicted to make room."),
+    ("near_flushes", "Times the near cache was emptied (tracking lost or re-established)."),
+    ("purges", "Purges the caches in front applied."),
+    ("purges_failed", "Purges a cache in front did not apply at once (kept and retried)."),
+)
+_OPT_GAUGES = (
+    ("near_bytes", "Bytes the near cache holds."),
+    ("near_entries", "Copies the near cache holds."),
+    ("near_tracking", "1 while the near cache's invalidation tracking is established."),
+    ("purges_pending", "Purgers that owe a purge."),
+)
 _BYPASSES = "Requests not served from nor stored into the cache, by reason."
 _BY_REASON = ["cache", "reason"]
 _GAUGES = (  # reported by the store, when it can
@@ -71,7 +85,15 @@ _GAUGES = (  # reported by the store, when it can
 )
 _PENDING = (("invalidations_pending", "Tags whose invalidation the store has not taken yet."),)
 _EVICTIONS = "Entries the cache store evicted to make room."
-_STORE_STATS = frozenset({"bytes", "entries", "evictions"})
+_STORE_STATS = frozenset(
+    {
+        "bytes",
+        "entries",
+        "evictions",
+        *(s for s, _ in _OPT_COUNTERS),
+        *(s for s, _ in _OPT_GAUGES),
+    }
+)
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
@@ -108,7 +130,7 @@ class CacheCollector:
                         family.add_metric([prefix, str(reason)], count)
                 elif isinstance(value, (int, float)) and not isinstance(value, bool):
                     family.add_metric([prefix], value)
-            if family.samples or stat not in _STORE_STATS:  # the store may not report it
+            if family.samples or stat not in _STORE_STATS:  # reported only when configured
                 yield family
 
     def _families(self) -> list[tuple[str, CounterMetricFamily | GaugeMetricFamily]]:
@@ -120,6 +142,8 @@ class CacheCollector:
             *((s, GaugeMetricFamily(f"{name}_{s}", doc, labels=cache)) for s, doc in _PENDING),
             *((s, GaugeMetricFamily(f"{name}_{s}", doc, labels=cache)) for s, doc in _GAUGES),
             ("evictions", CounterMetricFamily(f"{name}_evictions", _EVICTIONS, labels=cache)),
+            *((s, CounterMetricFamily(f"{name}_{s}", d, labels=cache)) for s, d in _OPT_COUNTERS),
+            *((s, GaugeMetricFamily(f"{name}_{s}", d, labels=cache)) for s, d in _OPT_GAUGES),
         ]
 
 

@@ -24,8 +24,11 @@ from starlette.testclient import TestClient
 
 from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached
 from asgi_cache.otel import CACHE_STATUS_ATTRIBUTE, instrument, outcome, span_attributes
+from asgi_cache.purgers import Purge, Purger
 from asgi_cache.status import Detail, Forward, forwarded, hit, parse, stood_in, unanswered
 from tests.helpers import Calls, Clock, import_error_without, python_output
+from tests.near_support import copy_held, fresh_prefix, near_store
+from tests.redis_servers import RedisServer
 
 Attributes = dict[str, Any]
 
@@ -434,3 +437,56 @@ def test_instrument_takes_caches_only() -> None:
 def test_without_opentelemetry_the_import_error_says_what_to_install() -> None:
     message = import_error_without("opentelemetry", "asgi_cache.otel")
     assert 'pip install "asgi-cache[otel]"' in message
+
+
+class Applied(Purger):
+    """A purger of the application's own that applies every purge at once."""
+
+    name = "applied"
+
+    async def purge(self, purge: Purge) -> None:
+        return None
+
+
+@pytest.mark.anyio
+async def test_purges_are_exported_when_the_cache_has_purgers(telemetry: Telemetry) -> None:
+    cache = Cache(MemoryStore(), prefix="front", purgers=[Applied()], purge_wait=1)
+    instrument(cache, meter_provider=telemetry.meter_provider)
+    await cache.invalidate("sale")
+    points = telemetry.metrics()
+    label = {"asgi_cache.prefix": "front"}
+    assert points["asgi_cache.purges"] == [(label, 1)]
+    assert points["asgi_cache.purges_failed"] == [(label, 0)]
+    assert points["asgi_cache.purges_pending"] == [(label, 0)]
+
+
+def test_without_purgers_or_a_near_cache_their_figures_are_not_observed(
+    telemetry: Telemetry,
+) -> None:
+    instrument(Cache(MemoryStore()), meter_provider=telemetry.meter_provider)
+    names = set(telemetry.metrics())
+    assert "asgi_cache.hits" in names
+    assert not {n for n in names if n.startswith(("asgi_cache.near", "asgi_cache.purges"))}
+
+
+@pytest.mark.anyio
+async def test_a_near_cache_exports_its_figures(
+    telemetry: Telemetry, redis_server: RedisServer
+) -> None:
+    prefix = fresh_prefix()
+    store = near_store(redis_server.url, prefix)
+    cache = Cache(store, prefix=prefix)
+    instrument(cache, meter_provider=telemetry.meter_provider)
+    try:
+        await store.set(f"{prefix}:page:1", b"x" * 100, 60, [], None)
+        await copy_held(store, f"{prefix}:page:1")  # a copy is kept, and served
+        stats = cache.stats()
+        points = telemetry.metrics()
+        label = {"asgi_cache.prefix": prefix}
+        assert stats["near_hits"] >= 1
+        assert points["asgi_cache.near.hits"] == [(label, stats["near_hits"])]
+        assert points["asgi_cache.near.entries"] == [(label, stats["near_entries"])]
+        assert points["asgi_cache.near.size"] == [(label, stats["near_bytes"])]
+        assert points["asgi_cache.near.tracking"] == [(label, 1)]
+    finally:
+        await store.aclose()

@@ -9,8 +9,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from asgi_cache import Cache, CacheMiddleware, MemoryStore, cached
 from asgi_cache.prometheus import CacheCollector, register
+from asgi_cache.purgers import Purge, Purger
 from asgi_cache.stores.redis import RedisStore
 from tests.helpers import MakeCache, client_for, import_error_without
+from tests.near_support import copy_held, fresh_prefix, near_store
+from tests.redis_servers import RedisServer
 
 pytestmark = pytest.mark.anyio
 
@@ -187,3 +190,80 @@ def test_the_export_parses_as_prometheus_text() -> None:
 def test_without_prometheus_client_the_import_error_says_what_to_install() -> None:
     message = import_error_without("prometheus_client", "asgi_cache.prometheus")
     assert 'pip install "asgi-cache[prometheus]"' in message
+
+
+class Applied(Purger):
+    """A purger of the application's own that applies every purge at once."""
+
+    name = "applied"
+
+    async def purge(self, purge: Purge) -> None:
+        return None
+
+
+class Refused(Purger):
+    """A purger whose cache in front refuses every purge."""
+
+    name = "refused"
+
+    async def purge(self, purge: Purge) -> None:
+        raise ConnectionError("the purge API is down")
+
+
+def families(registry: CollectorRegistry) -> set[str]:
+    return {family.name for family in text_string_to_metric_families(scrape(registry))}
+
+
+async def test_purges_are_exported_when_the_cache_has_purgers() -> None:
+    cache = Cache(MemoryStore(), purgers=[Applied()], purge_wait=1)
+    registry = CollectorRegistry()
+    register(cache, registry=registry)
+    await cache.invalidate("sale")
+    await cache.invalidate("products")
+    text = scrape(registry)
+    label = f'{{cache="{cache.prefix}"}}'
+    assert f"asgi_cache_purges_total{label} 2.0" in text
+    assert f"asgi_cache_purges_failed_total{label} 0.0" in text
+    assert f"asgi_cache_purges_pending{label} 0.0" in text
+
+
+async def test_a_failing_purger_shows_as_failed_and_pending() -> None:
+    cache = Cache(MemoryStore(), purgers=[Refused()], purge_wait=1)
+    registry = CollectorRegistry()
+    register(cache, registry=registry)
+    await cache.invalidate("sale")
+    text = scrape(registry)
+    label = f'{{cache="{cache.prefix}"}}'
+    assert f"asgi_cache_purges_total{label} 0.0" in text
+    assert f"asgi_cache_purges_failed_total{label} 1.0" in text
+    assert f"asgi_cache_purges_pending{label} 1.0" in text
+    await cache.aclose()
+
+
+async def test_without_purgers_or_a_near_cache_their_figures_are_absent() -> None:
+    registry = CollectorRegistry()
+    register(Cache(MemoryStore()), registry=registry)
+    names = families(registry)
+    assert "asgi_cache_hits" in names
+    assert not {n for n in names if n.startswith(("asgi_cache_near", "asgi_cache_purges"))}
+
+
+async def test_a_near_cache_exports_its_figures(redis_server: RedisServer) -> None:
+    prefix = fresh_prefix()
+    store = near_store(redis_server.url, prefix)
+    cache = Cache(store, prefix=prefix)
+    registry = CollectorRegistry()
+    register(cache, registry=registry)
+    try:
+        await store.set(f"{prefix}:page:1", b"x" * 100, 60, [], None)
+        await copy_held(store, f"{prefix}:page:1")  # a copy is kept, and served
+        stats = cache.stats()
+        assert stats["near_hits"] >= 1
+        text = scrape(registry)
+        label = f'{{cache="{prefix}"}}'
+        assert f"asgi_cache_near_hits_total{label} {float(stats['near_hits'])}" in text
+        assert f"asgi_cache_near_entries{label} {float(stats['near_entries'])}" in text
+        assert f"asgi_cache_near_bytes{label} {float(stats['near_bytes'])}" in text
+        assert f"asgi_cache_near_tracking{label} 1.0" in text
+    finally:
+        await store.aclose()
