@@ -131,6 +131,17 @@ def chart(results: Results, path: Path, label: str) -> bool:
 
     Returns ``False`` (and draws nothing) when matplotlib is not installed.
     """
+    panels = [
+        (f"{group.label}, {concurrency} connections", [(r.contender, r.rps) for r in rows])
+        for group, concurrency, rows in _groups(results)
+        if group.size == 1024 and concurrency == min(max(v) for v in group.levels.values())
+    ]
+    return draw(panels, path, label) if panels else False
+
+
+def draw(panels: list[tuple[str, list[tuple[str, float]]]], path: Path, label: str) -> bool:
+    """One horizontal bar panel per ``(title, [(contender, req/s), ...])``, asgi-cache's
+    bars in orange; ``False`` when matplotlib is not installed."""
     try:
         import matplotlib
 
@@ -138,29 +149,20 @@ def chart(results: Results, path: Path, label: str) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    panels = []
-    for group, concurrency, rows in _groups(results):
-        if group.size == 1024 and concurrency == min(max(v) for v in group.levels.values()):
-            panels.append((group, concurrency, rows))
-    if not panels:
-        return False
-    figure, axes = plt.subplots(
-        len(panels), 1, figsize=(9, 0.45 * sum(len(r) for _, _, r in panels) + 1.2 * len(panels))
-    )
-    for axis, (group, concurrency, rows) in zip(
-        [axes] if len(panels) == 1 else axes, panels, strict=True
-    ):
-        names = [row.contender for row in rows][::-1]
-        values = [row.rps for row in rows][::-1]
+    height = 0.45 * sum(len(rows) for _, rows in panels) + 1.2 * len(panels) + 0.5
+    figure, axes = plt.subplots(len(panels), 1, figsize=(9, height))
+    for axis, (title, rows) in zip([axes] if len(panels) == 1 else axes, panels, strict=True):
+        names = [name for name, _ in rows][::-1]
+        values = [rps for _, rps in rows][::-1]
         colours = ["tab:orange" if n.startswith("asgi-cache") else "tab:blue" for n in names]
         axis.barh(names, values, color=colours)
         for y, value in enumerate(values):
             axis.text(value, y, f" {value:,.0f}", va="center", fontsize=8)
-        axis.set_title(f"{group.label}, {concurrency} connections", fontsize=10)
+        axis.set_title(title, fontsize=10)
         axis.set_xlabel("requests per second (median of rounds)")
         axis.set_xlim(0, max(values) * 1.18)
     figure.suptitle(f"GET {TARGET}: req/s per contender ({label})")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / height))  # room for the title above the panels
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return True
