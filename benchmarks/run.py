@@ -1,7 +1,7 @@
 """The end-to-end benchmark, in one command, from a fresh clone.
 
     python3 -m benchmarks.run --quick      # one point, every contender: under 2 minutes
-    python3 -m benchmarks.run              # the full plan: about 45 minutes
+    python3 -m benchmarks.run              # the full plan: about 15 minutes
     python3 -m benchmarks.run --help
 
 Any Python 3.10+ starts it: this module needs only the standard library until it has built
