@@ -83,7 +83,7 @@ class Flight:
 class Leadership:
     """The right, and duty, to compute ``key``; :meth:`release` when done."""
 
-    __slots__ = ("_coalescer", "_flight", "_key", "_lock", "_store", "_token")
+    __slots__ = ("_coalescer", "_flight", "_key", "_store", "_token")
 
     def __init__(
         self, coalescer: Coalescer, store: Store, key: str, token: str | None, flight: Flight
@@ -91,8 +91,7 @@ class Leadership:
         self._coalescer = coalescer
         self._store = store
         self._key = key
-        self._lock = lock_key(key)
-        self._token = token
+        self._token = token  # None: no lock in the store (the lock key is made when there is)
         self._flight = flight
 
     @property
@@ -108,7 +107,7 @@ class Leadership:
         self._coalescer._finish(self._key, self._flight)
         if self._token is not None:
             try:
-                await self._store.release(self._lock, self._token)
+                await self._store.release(lock_key(self._key), self._token)
             except Exception as exc:  # the store retries, or the lease runs out
                 logger.debug("asgi-cache: lock release failed: %s", exc)
 
