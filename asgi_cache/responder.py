@@ -52,7 +52,7 @@ from asgi_cache.revalidation import (
     selects,
     validators,
 )
-from asgi_cache.status import Detail, Forward, forwarded, with_key, with_status
+from asgi_cache.status import CACHE_STATUS, Detail, Forward, forwarded, with_key, with_status
 from asgi_cache.stores.base import Fence
 from asgi_cache.storing import entry_for, route_headers, validated
 from asgi_cache.targeted import cache_view
@@ -262,7 +262,8 @@ class Responder:
         self.cache.counters.not_stored += 1
         if self.leadership is not None:
             await self.leadership.release()  # waiters go to the application
-        logger.debug("asgi-cache: not stored (%s) %s", reason, self.lookup.route.label)
+        if logger.isEnabledFor(logging.DEBUG):  # the common case skips the call
+            logger.debug("asgi-cache: not stored (%s) %s", reason, self.lookup.route.label)
 
     async def send(self, message: Message) -> None:
         if self.failed or self.answered:
@@ -339,8 +340,9 @@ class Responder:
                 selecting = found
         if reason is not None:
             await self._not_storing(reason.value)
-            message = {**message, "headers": self._downstream(headers, selecting)}
-            await self._forward(with_status(message, self._keyed(self._status(reason))))
+            headers = self._downstream(headers, selecting)
+            status_line = self._keyed(self._status(reason))
+            await self._forward({**message, "headers": [*headers, (CACHE_STATUS, status_line)]})
             return
         self.selecting = selecting
         headers = route_headers(route.cache_control, headers)
