@@ -135,6 +135,8 @@ class Coalescer:
                 await flight.wait()
             return flight
         flight = self._flights[key] = Flight()
+        if _lockless(store):  # no coroutine to await for the common case
+            return Leadership(self, store, key, None, flight)
         leadership = await self._acquire(store, key, wait, flight)
         if leadership is not None:
             return leadership
@@ -170,7 +172,7 @@ class Coalescer:
 
         A store that keeps no locks (the default :meth:`Store.acquire`: one process
         only) is not asked, and its leader has no lock to release."""
-        if type(store).acquire is Store.acquire:
+        if _lockless(store):
             return Leadership(self, store, key, None, flight)
         new_token = secrets.token_hex(8)
         token: str | None = new_token
@@ -187,3 +189,9 @@ class Coalescer:
         if self._flights.get(key) is flight:
             del self._flights[key]
         flight.finish()
+
+
+def _lockless(store: Store) -> bool:
+    """Whether ``store`` keeps no locks (the default :meth:`Store.acquire`: one
+    process only), so a leader need not ask it."""
+    return type(store).acquire is Store.acquire
