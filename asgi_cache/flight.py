@@ -83,7 +83,7 @@ class Flight:
 class Leadership:
     """The right, and duty, to compute ``key``; :meth:`release` when done."""
 
-    __slots__ = ("_coalescer", "_flight", "_key", "_lock", "_store", "_token")
+    __slots__ = ("_coalescer", "_flight", "_key", "_store", "_token")
 
     def __init__(
         self, coalescer: Coalescer, store: Store, key: str, token: str | None, flight: Flight
@@ -91,8 +91,7 @@ class Leadership:
         self._coalescer = coalescer
         self._store = store
         self._key = key
-        self._lock = lock_key(key)
-        self._token = token
+        self._token = token  # None: no lock in the store (the lock key is made when there is)
         self._flight = flight
 
     @property
@@ -108,7 +107,7 @@ class Leadership:
         self._coalescer._finish(self._key, self._flight)
         if self._token is not None:
             try:
-                await self._store.release(self._lock, self._token)
+                await self._store.release(lock_key(self._key), self._token)
             except Exception as exc:  # the store retries, or the lease runs out
                 logger.debug("asgi-cache: lock release failed: %s", exc)
 
@@ -136,6 +135,8 @@ class Coalescer:
                 await flight.wait()
             return flight
         flight = self._flights[key] = Flight()
+        if _lockless(store):  # no coroutine to await for the common case
+            return Leadership(self, store, key, None, flight)
         leadership = await self._acquire(store, key, wait, flight)
         if leadership is not None:
             return leadership
@@ -171,7 +172,7 @@ class Coalescer:
 
         A store that keeps no locks (the default :meth:`Store.acquire`: one process
         only) is not asked, and its leader has no lock to release."""
-        if type(store).acquire is Store.acquire:
+        if _lockless(store):
             return Leadership(self, store, key, None, flight)
         new_token = secrets.token_hex(8)
         token: str | None = new_token
@@ -188,3 +189,9 @@ class Coalescer:
         if self._flights.get(key) is flight:
             del self._flights[key]
         flight.finish()
+
+
+def _lockless(store: Store) -> bool:
+    """Whether ``store`` keeps no locks (the default :meth:`Store.acquire`: one
+    process only), so a leader need not ask it."""
+    return type(store).acquire is Store.acquire

@@ -34,13 +34,37 @@ def is_token(name: str) -> bool:
     return bool(_TOKEN.fullmatch(name))  # not match(): "$" would admit a trailing "\n"
 
 
+#: Parsed ``Cache-Control`` values, by the field values themselves: an application
+#: sends a few distinct ones, parsed on every miss and store otherwise.  Emptied
+#: when full, and only short values are remembered, so values that change per
+#: message (a ``max-age`` counting down, a client's own) cost at most a few
+#: hundred kilobytes.
+_CACHE_CONTROL_MEMO: dict[tuple[bytes, ...], dict[str, str]] = {}
+CACHE_CONTROL_MEMO_SIZE = 512
+CACHE_CONTROL_MEMO_INPUT = 256
+
+
 def parse_cache_control(values: Iterable[bytes]) -> dict[str, str]:
     """Directives of the ``Cache-Control`` field values (RFC 9111 §5.2).
 
     Names are lower-cased; a directive without argument maps to ``""``; quotes
     around a quoted-string argument are removed.  Unparseable junk is skipped
     rather than raised on: a malformed header must never break a response.
+    Each call returns a dict of its own (the parse is remembered).
     """
+    seen = tuple(values)
+    found = _CACHE_CONTROL_MEMO.get(seen)
+    if found is None:
+        found = _parse_cache_control(seen)
+        if sum(map(len, seen)) > CACHE_CONTROL_MEMO_INPUT:
+            return found
+        if len(_CACHE_CONTROL_MEMO) >= CACHE_CONTROL_MEMO_SIZE:
+            _CACHE_CONTROL_MEMO.clear()
+        _CACHE_CONTROL_MEMO[seen] = found
+    return found.copy()
+
+
+def _parse_cache_control(values: tuple[bytes, ...]) -> dict[str, str]:
     directives: dict[str, str] = {}
     for value in values:
         for match in _DIRECTIVE.finditer(value):

@@ -134,7 +134,8 @@ class Misses:
             elif await self._answer_collapsed(lookup, joined, since, send):
                 return
         cache.counters.misses += 1
-        logger.debug("asgi-cache: miss %s %s", lookup.route.label, lookup.key)
+        if logger.isEnabledFor(logging.DEBUG):  # the common case skips the call
+            logger.debug("asgi-cache: miss %s %s", lookup.route.label, lookup.key)
         stand_in = stand_in and stale is not None
         responder = Responder(
             cache, lookup, receive, send, leadership, stand_in=stand_in, validating=stale

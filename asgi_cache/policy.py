@@ -84,6 +84,14 @@ Headers = list[tuple[bytes, bytes]]
 MAX_LIFETIME = 2.0**31
 
 
+#: The response directives that forbid a shared cache to store, by name, in the
+#: order checked; ``must-understand`` lifts the first (RFC 9111 §5.2.2.3).
+_FORBIDDING: tuple[tuple[str, Detail], ...] = (
+    ("no-store", Detail.NO_STORE),
+    ("private", Detail.PRIVATE),
+)
+
+
 def unstorable_reason(
     status: int,
     headers: Headers,
@@ -115,13 +123,13 @@ def unstorable_reason(
             vary.append(value)
     if cache_control:
         directives = parse_cache_control(cache_control)
-        forbidding: tuple[Detail, ...] = (Detail.NO_STORE, Detail.PRIVATE)
+        forbidding = _FORBIDDING
         if "must-understand" in directives:
             if status not in UNDERSTOOD_STATUSES:
                 return Detail.STATUS
             forbidding = forbidding[1:]
-        for directive in forbidding:
-            if directive.value in directives:
+        for forbidden, directive in forbidding:
+            if forbidden in directives:
                 return directive
     if vary and "*" in parse_vary(vary):
         return Detail.VARY

@@ -52,7 +52,7 @@ from asgi_cache.revalidation import (
     selects,
     validators,
 )
-from asgi_cache.status import Detail, Forward, forwarded, with_key, with_status
+from asgi_cache.status import CACHE_STATUS, Detail, Forward, forwarded, with_key, with_status
 from asgi_cache.stores.base import Fence
 from asgi_cache.storing import entry_for, route_headers, validated
 from asgi_cache.targeted import cache_view
@@ -127,7 +127,8 @@ class Responder:
         self.send_ = send
         self.leadership = leadership
         self.stand_in = stand_in  # a stale entry waits to answer if the application fails
-        self.tags: list[str] = []
+        #: the entry's store tags (``None`` until named, see :meth:`_tags`)
+        self.tags: list[str] | None = []
         self.fence: Fence | None = None
         self.persist = True  # False: not stored, for the reason in unpersisted
         self.unpersisted = Detail.STORE_UNAVAILABLE  # a tags function failing: KEY_ERROR
@@ -183,19 +184,32 @@ class Responder:
         fence, or the route's tags function fails, the response is neither
         stored nor handed to followers."""
         cache = self.cache
-        self.tags = self.lookup.tags(cache.prefix)
-        if self.lookup.route.rule.tag_function is not None:
-            found = await request_tags(self.lookup.route, scope)
+        store = cache.store
+        route = self.lookup.route
+        if route.rule.tag_function is None and not store.fence_reads_tags:
+            self.tags = None  # named when needed: see _tags
+            tags: list[str] = []
+        else:
+            tags = self.tags = self.lookup.tags(cache.prefix)
+        if route.rule.tag_function is not None:
+            found = await request_tags(route, scope)
             if found is None:
                 self.persist = False
                 self.unpersisted = Detail.KEY_ERROR
                 return
-            self.tags += [tag_key(cache.prefix, tag) for tag in found]
+            tags += [tag_key(cache.prefix, tag) for tag in found]
         try:
-            self.fence = await cache.store.fence(self.tags)
+            self.fence = await store.fence(tags)
         except Exception as exc:
             cache.counters.store_failed("fence", exc)
             self.persist = False
+
+    def _tags(self) -> list[str]:
+        """The entry's store tags, named now if the fence did not need them."""
+        tags = self.tags
+        if tags is None:
+            tags = self.tags = self.lookup.tags(self.cache.prefix)
+        return tags
 
     async def _run_with_stand_in(self, app: ASGIApp, scope: Scope) -> Outcome:
         timeout = self.cache.origin_timeout
@@ -248,7 +262,8 @@ class Responder:
         self.cache.counters.not_stored += 1
         if self.leadership is not None:
             await self.leadership.release()  # waiters go to the application
-        logger.debug("asgi-cache: not stored (%s) %s", reason, self.lookup.route.label)
+        if logger.isEnabledFor(logging.DEBUG):  # the common case skips the call
+            logger.debug("asgi-cache: not stored (%s) %s", reason, self.lookup.route.label)
 
     async def send(self, message: Message) -> None:
         if self.failed or self.answered:
@@ -325,8 +340,9 @@ class Responder:
                 selecting = found
         if reason is not None:
             await self._not_storing(reason.value)
-            message = {**message, "headers": self._downstream(headers, selecting)}
-            await self._forward(with_status(message, self._keyed(self._status(reason))))
+            headers = self._downstream(headers, selecting)
+            status_line = self._keyed(self._status(reason))
+            await self._forward({**message, "headers": [*headers, (CACHE_STATUS, status_line)]})
             return
         self.selecting = selecting
         headers = route_headers(route.cache_control, headers)
@@ -350,7 +366,7 @@ class Responder:
             return headers
         # The tags are known once the tags= callable ran, if the route has one.
         known = self.unpersisted is not Detail.KEY_ERROR
-        return front.headers(headers, self.tags if known else None)
+        return front.headers(headers, self._tags() if known else None)
 
     async def _validated(self, stored: Entry, not_modified: Headers) -> None:
         """The application answered the validation ``304``: update, store, answer.
@@ -436,7 +452,7 @@ class Responder:
             try:
                 if self.selecting:
                     key = await self._record(keep)
-                stored = await cache.store.set(key, encode(entry), keep, self.tags, self.fence)
+                stored = await cache.store.set(key, encode(entry), keep, self._tags(), self.fence)
             except Exception as exc:
                 cache.counters.store_failed("set", exc)
                 self.persist = False
@@ -476,7 +492,7 @@ class Responder:
         lookup = self.lookup
         names = self.selecting
         record = encode_record(VaryRecord(names))
-        await self.cache.store.set(lookup.primary, record, ttl, self.tags, self.fence)
+        await self.cache.store.set(lookup.primary, record, ttl, self._tags(), self.fence)
         return variant_key(lookup.primary, names, request_values(self.request_headers, names))
 
 

@@ -75,14 +75,14 @@ def with_vary(headers: Headers, names: Sequence[bytes]) -> Headers:
         if name.lower() == b"vary":
             last = index
             listed.update(parse_vary((value,)))
+    if last < 0:  # the common case: no Vary of the application's own
+        return [*headers, (b"vary", b", ".join(names))]
     if "*" in listed:
         return headers
     missing = [name for name in names if name.decode("latin-1") not in listed]
     if not missing:
         return headers
     added = b", ".join(missing)
-    if last < 0:
-        return [*headers, (b"vary", added)]
     name, value = headers[last]
     joined = value + b", " + added if value.strip() else added
     return [*headers[:last], (name, joined), *headers[last + 1 :]]

@@ -63,6 +63,22 @@ def test_an_escaped_backslash_inside_a_quoted_argument_is_one_backslash() -> Non
     assert parse_cache_control([rb'ext="a\\b"']) == {"ext": "a\\b"}
 
 
+def test_a_parse_is_the_callers_own_to_change() -> None:
+    first = parse_cache_control([b"max-age=60, public"])
+    first["private"] = ""
+    del first["max-age"]
+    assert parse_cache_control([b"max-age=60, public"]) == {"max-age": "60", "public": ""}
+
+
+def test_long_and_many_distinct_values_parse_alike() -> None:
+    long = b"max-age=60, " + b", ".join(b"x-%d" % i for i in range(100))
+    assert parse_cache_control([long])["max-age"] == "60"
+    assert parse_cache_control([long])["x-99"] == ""
+    for age in range(2000):
+        assert parse_cache_control([b"max-age=%d" % age]) == {"max-age": str(age)}
+    assert parse_cache_control([b"max-age=7"]) == {"max-age": "7"}
+
+
 def test_whitespace_around_directives_and_arguments_is_ignored() -> None:
     assert parse_cache_control([b"  max-age = 5 ,  public  "]) == {"max-age": "5", "public": ""}
 

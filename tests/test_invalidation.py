@@ -139,6 +139,35 @@ async def test_invalidate_from_inside_a_route(make_cache: MakeCache) -> None:
     assert calls["get2"] == 2
 
 
+@pytest.mark.parametrize("write", ["tag", "path"])
+async def test_a_response_computed_across_an_invalidation_is_not_stored(
+    make_cache: MakeCache, write: str
+) -> None:
+    cache = make_cache()
+    calls = Calls()
+    app = FastAPI()
+    app.add_middleware(CacheMiddleware, cache=cache)
+
+    @app.get("/stock/{sku}")
+    @cached(ttl=60, tags=("stock:{sku}",))
+    async def stock(sku: str) -> dict[str, int]:
+        calls[sku] += 1
+        if calls[sku] == 1:  # a write lands while this response is computed
+            if write == "tag":
+                await cache.invalidate(f"stock:{sku}")
+            else:
+                await cache.invalidate_path(f"/stock/{sku}")
+        return {"count": calls[sku]}
+
+    async with client_for(app) as client:
+        raced = await client.get("/stock/a")
+        second = await client.get("/stock/a")
+        third = await client.get("/stock/a")
+    assert "detail=not-stored" in raced.headers["cache-status"]
+    assert second.json() == {"count": 2} and "stored" in second.headers["cache-status"]
+    assert is_hit(third) and third.json() == {"count": 2}
+
+
 async def test_invalidate_and_invalidate_path_from_outside_requests(
     make_cache: MakeCache,
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 __all__ = ["Fence", "Store", "StoreError", "log_store_failure"]
 
@@ -43,6 +44,12 @@ def log_store_failure(what: str, exc: Exception) -> None:
 
 class Store(abc.ABC):
     """A key/value store with per-entry TTLs and tag invalidation."""
+
+    #: Whether :meth:`fence` reads its ``tags``.  A store whose fence is one
+    #: store-wide counter says ``False``: a miss then fences it before the
+    #: application runs, as always, but names the entry's tags only once it has
+    #: a response to store.
+    fence_reads_tags: ClassVar[bool] = True
 
     @abc.abstractmethod
     async def get(self, key: str) -> bytes | None:

@@ -138,6 +138,8 @@ class MemoryStore(Store):
         self._entries.move_to_end(key)
         return entry.value
 
+    fence_reads_tags = False  # the fence is the store-wide generation
+
     async def fence(self, tags: Sequence[str]) -> Fence:
         return (self._generation,)
 
