@@ -31,7 +31,7 @@ release it, so the store side of it is built for failure:
 Lock traffic stays small: per coalesced miss the leader sends one ``SET`` and
 one release script (plus one renewal per third of a lease beyond the first,
 for computations that long), and each other process one ``SET`` and a few
-``EXISTS`` polls with backoff, however many requests wait.
+``PTTL`` polls with backoff, however many requests wait.
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
 The suite never talks to a Redis it did not start: every server here listens on a
 free loopback port, keeps its files in a private temporary directory, persists
 nothing, and is stopped when the test (or, as a backstop, the interpreter) is
-done.  Readiness is checked with a raw RESP ``PING`` over a socket so that these
-helpers do not depend on the client library under test.
+done.  Readiness is checked with a raw RESP ``INFO server`` over a socket (so that
+these helpers do not depend on the client library under test), which must name the
+started process: a port taken meanwhile by another run's server is never mistaken
+for this one.
 
 ``redis-server`` and ``redis-cli`` are looked up on ``PATH`` (then ``/usr/bin``);
 if they are missing, starting a server raises :class:`RedisUnavailable` with an
@@ -200,7 +202,7 @@ class RedisServer:
             return ""
 
     def start(self) -> None:
-        """Start the server (again) on its port and wait until it answers ``PING``."""
+        """Start the server (again) on its port and wait until it answers, as itself."""
         if self.running:
             return
         args = [
@@ -237,14 +239,19 @@ class RedisServer:
                     f"its log:\n{self.log()}"
                 )
             try:
-                if resp_command(self.host, self.port, "PING", timeout=0.5) == b"PONG":
+                # The server answering must be this one: another process's redis-server
+                # can hold the port (it was free a moment ago), and this one then exits
+                # with "Address already in use" -- after a mere PING had been answered,
+                # two test runs would share one server and see each other's clients.
+                info = resp_command(self.host, self.port, "INFO", "server", timeout=0.5)
+                if isinstance(info, bytes) and f"process_id:{popen.pid}\r".encode() in info:
                     return
             except (OSError, RuntimeError) as exc:
                 last_error = exc
             time.sleep(0.01)
         self._process.stop()
         raise RedisUnavailable(
-            f"redis-server on port {self.port} did not answer PING within "
+            f"redis-server on port {self.port} did not answer INFO as itself within "
             f"{self._startup_timeout:g}s (last error: {last_error!r}); its log:\n{self.log()}"
         )
 

@@ -143,6 +143,20 @@ def wait_until_accepting(
             time.sleep(0.05)
 
 
+def wait_until_logged(
+    process: subprocess.Popen[bytes], log: Path, line: str, times: int, timeout: float
+) -> None:
+    """Return once ``log`` holds ``line`` ``times`` times; raise :class:`ServerFailed` if
+    ``process`` exits first or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while log.read_text(errors="replace").count(line) < times:
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise ServerFailed(
+                f"{times} x {line!r} not logged within {timeout} s:\n{log.read_text()}"
+            )
+        time.sleep(0.05)
+
+
 def stop_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM the server's whole process group (manager and workers), then SIGKILL."""
     try:
@@ -214,9 +228,12 @@ def running_uvicorn(
     log: Path,
     startup_timeout: float,
     port: int | None = None,
+    workers: int = 0,
 ) -> Iterator[str]:
     """Run ``uvicorn app`` on ``port`` (a free one by default) and yield its base URL
-    once it accepts connections.
+    once it accepts connections, and once ``workers`` workers (if given) have logged
+    their startup: the manager's socket accepts as soon as the first worker listens,
+    and a test that needs both would otherwise find only that one answering.
 
     The server runs in a process group of its own, so its workers are stopped with it when
     the block ends, however it ends; its output goes to ``log``.
@@ -224,6 +241,7 @@ def running_uvicorn(
     port = port or free_port()
     with _started(uvicorn_command(app, port, *options), env, log) as process:
         wait_until_accepting(process, port, log, startup_timeout)
+        wait_until_logged(process, log, "Application startup complete.", workers, startup_timeout)
         yield f"http://127.0.0.1:{port}"
 
 

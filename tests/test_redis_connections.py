@@ -2,6 +2,13 @@
 
 Connections are counted from the server's side: ``CLIENT LIST`` over a raw
 socket of its own (which is itself one of the clients listed, and subtracted).
+So the count is only this run's if the server is this run's own: when another
+run's redis-server took the port the suite picked, and the suite's own server
+then exited ("Address already in use"), a readiness check that a mere ``PING``
+satisfied left two runs on one server, and a burst counted the other run's
+clients too (peaks of +80 and +99 on a loaded machine, where starting a
+redis-server takes long enough to lose that race).  The last test here keeps
+that from coming back.
 The application runs its real lifespan, driven here message by message, so the
 middleware's shutdown is what closes the store.
 """
@@ -20,7 +27,7 @@ from starlette.types import ASGIApp, Message, Scope
 from asgi_cache import Cache, CacheMiddleware, cached
 from asgi_cache.stores.redis import RedisStore
 from tests.helpers import Calls, client_for
-from tests.redis_servers import RedisServer, resp_command
+from tests.redis_servers import RedisServer, RedisUnavailable, resp_command
 
 pytestmark = pytest.mark.anyio
 
@@ -150,3 +157,13 @@ async def test_lifespan_shutdown_closes_every_store_connection(
 
     assert opened > 1
     assert await wait_for_clients(redis_server, baseline) <= baseline
+
+
+def test_a_server_whose_port_another_server_holds_is_never_taken_for_it(
+    redis_server: RedisServer,
+) -> None:
+    """Starting a server on a port that another redis-server already serves fails,
+    rather than handing back the other server as if it were the new one."""
+    with pytest.raises(RedisUnavailable, match="exited during startup"):
+        RedisServer(port=redis_server.port)
+    assert resp_command(redis_server.host, redis_server.port, "PING", timeout=2) == b"PONG"

@@ -930,11 +930,16 @@ class RedisStore(Store):
             raise
 
     async def wait_released(self, name: str, timeout: float) -> None:
-        """Poll ``EXISTS name`` with a backoff from 5 ms to 100 ms, at most ``timeout``.
+        """Poll ``PTTL name`` with a backoff from 5 ms to 100 ms, at most ``timeout``.
 
         Only one request per process polls for a given lock (the others wait
         on it in-process), so this costs Redis a handful of cheap commands per
-        coalesced miss, not one per waiting request.  Raises ``StoreError`` as
+        coalesced miss, not one per waiting request.  A lock key without an
+        expiry is no lock of this store's (they are always leased) but garbage
+        that no holder will ever release: it gets a lease (``PEXPIRE ... NX``,
+        which leaves a real lock's expiry alone), so it frees itself as a dead
+        holder's lock does, and misses of its key do not each wait the whole
+        ``timeout`` for it forever after.  Raises ``StoreError`` as
         soon as a poll fails in what looks like an outage (the breaker is
         open, or no other call succeeded while the poll was in flight): the
         holder is then likely unable to release the lock either, and waiting
@@ -947,10 +952,16 @@ class RedisStore(Store):
 
         breaker, node = self._route(name)
 
-        async def call() -> bool:
+        async def command(*args: str | int) -> Any:
             if node is None:
-                return bool(await self._client.exists(name))
-            return bool(await self._on_node(node, "EXISTS", name))
+                return await self._client.execute_command(*args)
+            return await self._on_node(node, *args)
+
+        async def call() -> bool:
+            ttl = _expect(await command("PTTL", name), int, "PTTL")
+            if ttl == -1:  # garbage: lease it, as an abandoned lock of ours would be
+                await command("PEXPIRE", name, _milliseconds(_LOCK_LEASE), "NX")
+            return ttl != -2
 
         while True:
             started = breaker.clock()

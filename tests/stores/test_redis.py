@@ -1046,6 +1046,24 @@ async def test_a_held_lock_is_renewed_beyond_its_lease_but_never_beyond_its_ttl(
     await store.release(lock, "b")
 
 
+async def test_a_lock_key_holding_garbage_frees_itself_within_a_lease(
+    store: RedisStore, prefix: str
+) -> None:
+    """A lock key with a value and no expiry (another program's, a hand at ``redis-cli``)
+    is no lock of the store's and nobody will release it: a waiter gives it a lease, so
+    it frees itself within that lease, and the next miss takes the lock at once, rather
+    than every miss of the key waiting its whole wait for it forever."""
+    lock = f"{prefix}lock"
+    await store.client.set(lock, b"\x00garbage\xff")
+    began = time.monotonic()
+    await store.wait_released(lock, 10)
+    waited = time.monotonic() - began
+    print(f"\na garbage lock freed itself after {waited:.3f} s")
+    assert waited < LOCK_LEASE + 2  # the lease, with room for a loaded machine; not the 10 s
+    assert await store.acquire(lock, "a", 10) is True
+    await store.release(lock, "a")
+
+
 async def test_a_release_is_tried_even_while_the_breaker_is_open(server: RedisServer) -> None:
     clock = FakeClock()  # the cooldown never ends by itself
     store = RedisStore.from_url(server.url, timeout=0.05, failure_threshold=2, clock=clock)
