@@ -24,7 +24,7 @@ from asgi_cache.routes import ReadRoute, route_path
 from asgi_cache.status import CACHE_STATUS, Detail, Forward, forwarded, unanswered, with_status
 from asgi_cache.variants import downstream
 
-__all__ = ["bypass", "for_downstream", "forward", "send_only_if_cached"]
+__all__ = ["bypass", "for_downstream", "forward", "send_only_if_cached", "send_text"]
 
 logger = logging.getLogger("asgi_cache")
 
@@ -112,12 +112,21 @@ async def send_only_if_cached(send: Send) -> None:
     RFC 9111 §5.2.1.7: ``only-if-cached`` is answered from the cache or with
     ``504 Gateway Timeout``; this response is the cache's own and not stored.
     """
-    body = b"No stored response satisfies this request (only-if-cached).\n"
-    headers = [
+    await send_text(
+        send,
+        504,
+        b"No stored response satisfies this request (only-if-cached).\n",
+        [(b"cache-control", b"no-store"), (CACHE_STATUS, unanswered(Detail.ONLY_IF_CACHED))],
+    )
+
+
+async def send_text(send: Send, status: int, body: bytes, headers: Headers) -> None:
+    """Send one of the cache's own short plain-text answers: ``status``, ``body``
+    and ``headers`` after its ``Content-Type`` and ``Content-Length``."""
+    start = [
         (b"content-type", b"text/plain; charset=utf-8"),
         (b"content-length", b"%d" % len(body)),
-        (b"cache-control", b"no-store"),
-        (CACHE_STATUS, unanswered(Detail.ONLY_IF_CACHED)),
+        *headers,
     ]
-    await send({"type": "http.response.start", "status": 504, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": start})
     await send({"type": "http.response.body", "body": body})

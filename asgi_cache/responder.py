@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_cache.cache import Cache
 from asgi_cache.entry import Entry, VaryRecord, encode, encode_record
 from asgi_cache.flight import Leadership
+from asgi_cache.forwarding import send_text
 from asgi_cache.keys import tag_key, variant_key
 from asgi_cache.lookup import Lookup, request_tags
 from asgi_cache.policy import (
@@ -501,12 +502,9 @@ async def _send_bad_gateway(send: Send, status: bytes) -> None:
 
     RFC 9110 §15.6.3: 502 says the server upstream sent an invalid response.
     """
-    body = b"The application answered a validation with a 304 for another representation.\n"
-    headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", b"%d" % len(body)),
-        (b"cache-control", b"no-store"),
-        (b"cache-status", status),
-    ]
-    await send({"type": "http.response.start", "status": 502, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_text(
+        send,
+        502,
+        b"The application answered a validation with a 304 for another representation.\n",
+        [(b"cache-control", b"no-store"), (b"cache-status", status)],
+    )

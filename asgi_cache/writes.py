@@ -16,6 +16,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_cache.cache import Cache
+from asgi_cache.forwarding import send_text
 from asgi_cache.invalidation import invalidates, related_paths, request_authority, request_target
 from asgi_cache.keys import path_tag, tag_key
 from asgi_cache.pending import InvalidationPending
@@ -78,12 +79,9 @@ async def _send_invalidation_failed(send: Send) -> None:
     RFC 9110 §15.6.4: 503 says the condition is temporary; ``Retry-After``
     (§10.2.3) when to try again: about when the kept invalidation is retried.
     """
-    body = b"The change was made, but the cache could not be updated yet; retry shortly.\n"
-    headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", b"%d" % len(body)),
-        (b"retry-after", b"1"),
-        (b"cache-control", b"no-store"),
-    ]
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_text(
+        send,
+        503,
+        b"The change was made, but the cache could not be updated yet; retry shortly.\n",
+        [(b"retry-after", b"1"), (b"cache-control", b"no-store")],
+    )
